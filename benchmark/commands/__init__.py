@@ -1,0 +1,1 @@
+"""Command-line glue for the ``benchmark`` subcommands (one module each)."""

@@ -1,0 +1,1 @@
+"""Command-line glue for the ``broden`` subcommands (one module each)."""

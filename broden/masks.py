@@ -1,0 +1,83 @@
+"""Pixel masks as COCO run-length encodings (pycocotools), one per (category, layer, label).
+
+A legacy Broden label map (one PNG per category layer, label = R + 256*G) becomes one RLE per label present in
+it; masks of one layer never overlap, masks of different layers (ADE part levels) and categories may. Decoding
+rebuilds the per-layer label maps in one vectorised step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pycocotools import mask as mask_util
+
+
+@dataclass(frozen=True)
+class MaskEntry:
+    category: str
+    layer: int  # 0-based layer index within the category
+    label: int  # global label number, >= 1
+    rle: str  # compressed COCO RLE counts (ASCII); size is the row's (seg_height, seg_width)
+
+
+def encode_label_map(label_map: np.ndarray) -> list[tuple[int, str]]:
+    """Encode an (H, W) integer label map as ``[(label, rle_counts), ...]`` for every non-zero label, ascending."""
+    labels = np.unique(label_map)
+    labels = labels[labels != 0]
+    if labels.size == 0:
+        return []
+    stack = np.asfortranarray((label_map[:, :, None] == labels[None, None, :]).astype(np.uint8))
+    rles = mask_util.encode(stack)
+    return [(int(lab), r["counts"].decode("ascii")) for lab, r in zip(labels, rles)]
+
+
+def decode_binary(rles: Sequence[str], height: int, width: int) -> np.ndarray:
+    """Decode RLE strings to a (N, H, W) uint8 array of 0/1 masks."""
+    if not rles:
+        return np.zeros((0, height, width), np.uint8)
+    objs = [{"size": [height, width], "counts": r} for r in rles]
+    return np.moveaxis(mask_util.decode(objs), -1, 0)
+
+
+def rle_area(rles: Sequence[str], height: int, width: int) -> np.ndarray:
+    """Pixel count of each RLE, without decoding."""
+    if not rles:
+        return np.zeros(0, np.int64)
+    objs = [{"size": [height, width], "counts": r} for r in rles]
+    return np.asarray(mask_util.area(objs), dtype=np.int64)
+
+
+def decode_label_maps(
+    layer_ids: Sequence[int], labels: Sequence[int], rles: Sequence[str], num_layers: int, height: int, width: int
+) -> np.ndarray:
+    """Rebuild ``num_layers`` label maps (L, H, W) int32 from masks tagged with their layer index.
+
+    Masks within one layer are disjoint, so each layer's map is the label-weighted sum of its masks.
+    """
+    out = np.zeros((num_layers, height * width), np.int32)
+    if len(rles):
+        binary = decode_binary(rles, height, width).reshape(len(rles), -1)
+        weights = np.zeros((len(rles), num_layers), np.float32)
+        weights[np.arange(len(rles)), np.asarray(layer_ids)] = np.asarray(labels, np.float32)
+        out[:] = np.rint(weights.T @ binary.astype(np.float32)).astype(np.int32)
+    return out.reshape(num_layers, height, width)
+
+
+def label_map_from_rgb(rgb: np.ndarray) -> np.ndarray:
+    """Decode a legacy Broden label PNG (label = R + 256*G; blue unused) to int32."""
+    if rgb.ndim == 2:  # a grayscale/palette PNG carries the label in its single channel
+        return rgb.astype(np.int32)
+    return rgb[..., 0].astype(np.int32) + 256 * rgb[..., 1].astype(np.int32)
+
+
+def label_map_to_rgb(label_map: np.ndarray) -> np.ndarray:
+    """Encode a label map as a legacy Broden RGB PNG array (R = n % 256, G = n // 256, B = 0)."""
+    lm = label_map.astype(np.int64)
+    if lm.min(initial=0) < 0 or lm.max(initial=0) > 65535:
+        raise ValueError("label numbers must lie in 0..65535 to fit a Broden label PNG")
+    rgb = np.zeros(lm.shape + (3,), np.uint8)
+    rgb[..., 0] = lm % 256
+    rgb[..., 1] = lm // 256
+    return rgb

@@ -1,0 +1,1 @@
+"""leaderboard: validate dissection results and build the static leaderboard site."""

@@ -1,0 +1,1 @@
+"""Command-line glue for the ``leaderboard`` subcommands (one module each)."""
