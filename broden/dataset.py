@@ -112,8 +112,10 @@ def write_dataset(
 
     The directory appears only when complete (atomic rename). Returns the loaded result.
     """
-    from datasets import Dataset
+    from datasets import Dataset, disable_progress_bars
     from datasets.arrow_writer import ArrowWriter
+
+    disable_progress_bars()  # ours are the progress bars users see
 
     features = row_features(labels)
     fp = Fingerprinter(labels)
@@ -159,7 +161,7 @@ def write_dataset(
         }
         full_meta.update(meta or {})
         atomic.write_json(tmp / META_FILE, full_meta)
-        result = Broden(tmp, _skip_checks=False)
+        result = Broden(tmp)
         text = card(result) if card else default_card(result)
         atomic.write_text(tmp / CARD_FILE, text)
         del result
@@ -234,7 +236,7 @@ def decode_row(row: dict[str, Any], pixel_categories: Sequence[str], image_categ
 class Broden:
     """A Broden dataset on disk: ``rows`` (a ``datasets.Dataset``), ``labels`` and ``meta``."""
 
-    def __init__(self, path: str | os.PathLike[str], _skip_checks: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         from datasets import Image, load_from_disk
 
         self.path = Path(path)
