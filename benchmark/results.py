@@ -1,0 +1,97 @@
+"""Reading, validating and writing results files (schema ``broden-results/1``).
+
+Results are plain JSON so they can be diffed, reviewed in a pull request and published on the leaderboard; the
+JSON Schema shipped in ``benchmark/schema/results-v1.json`` is the contract between the scorer, the reports and the
+leaderboard. Parsing is strict: NaN/Infinity and duplicate keys are rejected, because both would let two readers see
+different numbers in the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from broden import atomic
+from broden.errors import BrodenError
+
+SCHEMA_VERSION = "broden-results/1"
+#: Results larger than this are refused before parsing (a 2048-unit layer with top images is about 3 MB).
+MAX_RESULTS_BYTES = 64 * 1024 * 1024
+#: Display order of the six Broden categories in summaries and tables.
+CATEGORY_ORDER = ("object", "part", "scene", "material", "texture", "color")
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(resources.files("benchmark").joinpath("schema/results-v1.json").read_text())
+
+
+def _json_path(parts: Any) -> str:
+    path = "$"
+    for p in parts:
+        path += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return path
+
+
+def validate_results(obj: Any, where: str = "results") -> None:
+    """Raise a one-line BrodenError naming the JSON path and the reason of the first schema violation."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(obj), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors) or errors[0]
+        message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
+        raise BrodenError(f"{where}: {_json_path(err.absolute_path)}: {message}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def parse_json_strict(text: str | bytes, where: str) -> Any:
+    """Parse JSON rejecting NaN/Infinity and duplicate keys, with a one-line error naming ``where``."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BrodenError(f"{where}: not valid JSON ({exc}); regenerate it with 'benchmark score'") from exc
+
+
+def load_results(path: str | os.PathLike[str], *, max_bytes: int = MAX_RESULTS_BYTES) -> dict[str, Any]:
+    """Read and validate a results file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise BrodenError(f"{path}: cannot read results ({exc.strerror or exc}); check the path") from exc
+    if size > max_bytes:
+        raise BrodenError(f"{path}: {size} bytes is over the {max_bytes}-byte limit for a results file")
+    obj = parse_json_strict(path.read_bytes(), str(path))
+    validate_results(obj, str(path))
+    return obj
+
+
+def write_results(path: str | os.PathLike[str], obj: dict[str, Any]) -> Path:
+    """Validate ``obj`` and write it atomically; an invalid object never reaches the disk."""
+    validate_results(obj, str(path))
+    atomic.write_json(path, obj, indent=1)
+    return Path(path)
+
+
+def ordered_categories(categories: list[str] | tuple[str, ...]) -> list[str]:
+    """``categories`` in the standard display order, unknown ones appended in their given order."""
+    known = [c for c in CATEGORY_ORDER if c in categories]
+    return known + [c for c in categories if c not in CATEGORY_ORDER]

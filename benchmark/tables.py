@@ -1,0 +1,107 @@
+"""Tabular views of a results file: the summary per layer and rule, and each unit's best label.
+
+CSV headers are part of the interface (scripts and papers consume them):
+``layer,rule,all,object,part,scene,material,texture,color`` with rules ``detectors``, ``unique_per_category`` and
+``unique_top_label``; and ``layer,unit,category,label,iou`` (unit numbered from 0, the unit's overall best label).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from benchmark.results import CATEGORY_ORDER, ordered_categories
+from benchmark.summary import RULES
+
+UNIT_COLUMNS = ("layer", "unit", "category", "label", "iou")
+
+
+def summary_columns(results: dict[str, Any]) -> list[str]:
+    """The six standard categories, then any other category of the protocol."""
+    extra = [c for c in results["protocol"]["categories"] if c not in CATEGORY_ORDER]
+    return ["all", *CATEGORY_ORDER, *extra]
+
+
+def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (layer, rule); a rule the file does not carry (reported entries) is left out."""
+    columns = summary_columns(results)
+    rows = []
+    for layer in results["layers"]:
+        for rule in RULES:
+            counts = layer["summary"].get(rule)
+            if counts is not None:
+                rows.append({"layer": layer["name"], "rule": rule, **{c: counts.get(c, "") for c in columns}})
+    return rows
+
+
+def unit_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"layer": layer["name"], "unit": u["unit"], "category": u["category"], "label": u["label"], "iou": u["iou"]}
+        for layer in results["layers"]
+        for u in layer.get("units", [])
+    ]
+
+
+def to_csv(rows: list[dict[str, Any]], columns: list[str] | tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def summary_json(results: dict[str, Any]) -> str:
+    return json.dumps({layer["name"]: layer["summary"] for layer in results["layers"]}, indent=1)
+
+
+def print_summary_table(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = [c for c in summary_columns(results) if c == "all" or c in results["protocol"]["categories"]]
+    console = Console()
+    for layer in results["layers"]:
+        s = layer["summary"]
+        table = Table(
+            title=f"{results['name']} · {layer['name']}: {s['detectors']['all']}/{s['units']} detector units "
+            f"({100 * s['detector_fraction']:.1f}%), IoU > {results['protocol']['iou_threshold']}",
+        )
+        table.add_column("rule", no_wrap=True)
+        for c in columns:
+            table.add_column(c, justify="right")
+        for rule in RULES:
+            if rule in s:
+                table.add_row(rule.replace("_", "-"), *(str(s[rule].get(c, "")) for c in columns))
+        console.print(table)
+
+
+def print_units_table(results: dict[str, Any], limit: int | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    thr = results["protocol"]["iou_threshold"]
+    console = Console()
+    for layer in results["layers"]:
+        units = sorted(layer.get("units", []), key=lambda u: -u["iou"])[:limit]
+        table = Table(title=f"{results['name']} · {layer['name']} (sorted by IoU)")
+        for col in ("unit", "category", "label", "iou"):
+            table.add_column(col, justify="right" if col in ("unit", "iou") else "left")
+        for u in units:
+            style = None if u["iou"] > thr else "dim"
+            table.add_row(str(u["unit"]), u["category"], u["label"], f"{u['iou']:.4f}", style=style)
+        console.print(table)
+
+
+__all__ = [
+    "UNIT_COLUMNS",
+    "ordered_categories",
+    "print_summary_table",
+    "print_units_table",
+    "summary_columns",
+    "summary_json",
+    "summary_rows",
+    "to_csv",
+    "unit_rows",
+]
