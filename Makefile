@@ -21,8 +21,18 @@ $(STAMP): pyproject.toml constraints.txt
 test: venv
 	$(BIN)/python -m pytest -n 2 -q tests
 
+DEMO := demo-output
 demo: venv
-	$(BIN)/python -m broden.demo demo-output
+	test -f $(DEMO)/broden-sample/broden.json || $(BIN)/broden sample $(DEMO)/broden-sample
+	$(BIN)/benchmark score examples/mobilenet_v2.py --dataset $(DEMO)/broden-sample --out $(DEMO)/mobilenet_v2
+	$(BIN)/benchmark summary $(DEMO)/mobilenet_v2/results.json
+	$(BIN)/benchmark report $(DEMO)/mobilenet_v2/results.json --out $(DEMO)/mobilenet_v2/report
+	$(BIN)/leaderboard build leaderboard/submissions --out $(DEMO)/leaderboard
+	@echo
+	@echo "dataset:     $(DEMO)/broden-sample (broden info $(DEMO)/broden-sample)"
+	@echo "results:     $(DEMO)/mobilenet_v2/results.json"
+	@echo "report:      $(DEMO)/mobilenet_v2/report/index.html"
+	@echo "leaderboard: $(DEMO)/leaderboard/index.html"
 
 bench: venv
 	$(BIN)/python bench/run.py
