@@ -9,11 +9,13 @@ from typing import TypeVar
 
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
 T = TypeVar("T")
@@ -27,13 +29,15 @@ def enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def make_progress(*, transient: bool = False) -> Progress:
+def make_progress(*, transient: bool = False, in_bytes: bool = False) -> Progress:
+    """A rich progress display; ``in_bytes`` counts bytes (sizes in MB/GB and a transfer rate) instead of items."""
     from rich.console import Console
 
+    counts = (DownloadColumn(), TransferSpeedColumn()) if in_bytes else (MofNCompleteColumn(),)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        *counts,
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
