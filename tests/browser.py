@@ -53,9 +53,11 @@ def browser_page(url: str, *, width: int = 1280, height: int = 900) -> Iterator[
     log = PageLog()
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [f"--user-data-dir={profile}"])
+            browser = pw.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, viewport={"width": width, "height": height}
+            )
             try:
-                page = browser.new_page(viewport={"width": width, "height": height})
+                page = browser.new_page()
                 page.on("console", lambda m: log.console_errors.append(m.text) if m.type == "error" else None)
                 page.on("pageerror", lambda e: log.console_errors.append(str(e)))
                 page.on("requestfailed", lambda r: log.failed_requests.append(f"{r.url} {r.failure}"))

@@ -1,0 +1,100 @@
+"""The leaderboard protocol: which settings and which datasets make results comparable, and how an entry is judged.
+
+An entry is ranked only when it was scored the way the paper scored networks (top 0.5% threshold, IoU > 0.04, all
+six Broden categories, the paper's category gate) on a dataset the leaderboard knows. Anything else is still a valid
+submission, shown as "other protocol" and not ranked, so results on other data or settings stay visible without
+being mistaken for comparable ones.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.results import CATEGORY_ORDER
+
+QUANTILE = 0.005
+IOU_THRESHOLD = 0.04
+CATEGORIES = CATEGORY_ORDER
+COMPAT = "netdissect"
+
+LEADERBOARD = "leaderboard"
+OTHER_PROTOCOL = "other protocol"
+
+
+@dataclass(frozen=True)
+class KnownDataset:
+    """A dataset the leaderboard accepts for ranked entries."""
+
+    name: str
+    fingerprint: str | None  # None: an original release, known by name only (imported / reported results)
+    description: str
+    ranked: bool = True  # False: recognised, but too small for its counts to compare with full Broden
+
+
+# Measured entries must name their data by content fingerprint. Append the fingerprint of each published Broden
+# conversion here when it is released (``python -m leaderboard.protocol DATASET_DIR`` prints a dataset's fingerprint).
+# The embedded sample is recognised so demo results validate and display, but it is a few hundred synthetic images:
+# its counts are not comparable with full Broden, so it is not ranked. A test keeps its fingerprint in step with
+# ``broden.sample.write_sample``'s defaults.
+KNOWN_FINGERPRINTS: tuple[KnownDataset, ...] = (
+    KnownDataset(
+        "broden-sample",
+        "sha256:04515d909d140fc9e045c464140eb78fc2485a02942645c76bd135e2165aa2e5",
+        "the embedded sample dataset, 'broden sample' with default options",
+        ranked=False,
+    ),
+)
+
+# Imported and reported entries come from the authors' 2017 release, computed on the original Broden zips, which
+# have no content fingerprint: they name the release instead.
+ORIGINAL_RELEASES: tuple[KnownDataset, ...] = (
+    KnownDataset("broden1_224", None, "original Broden release, 224x224 images (VGG, GoogLeNet, ResNet)"),
+    KnownDataset("broden1_227", None, "original Broden release, 227x227 images (AlexNet / CaffeNet)"),
+)
+
+
+def known_dataset(dataset: dict[str, Any], kind: str) -> KnownDataset | None:
+    """The known dataset an entry's ``dataset`` object refers to, or None."""
+    if kind == "measured":
+        return next((d for d in KNOWN_FINGERPRINTS if d.fingerprint == dataset.get("fingerprint")), None)
+    return next((d for d in ORIGINAL_RELEASES if d.name == dataset.get("name")), None)
+
+
+def protocol_deviations(results: dict[str, Any]) -> list[str]:
+    """Why a schema-valid entry is not on the leaderboard protocol (empty: it is)."""
+    proto = results["protocol"]
+    out = []
+    if not math.isclose(proto["quantile"], QUANTILE, rel_tol=1e-9):
+        out.append(f"protocol.quantile is {proto['quantile']}, the leaderboard uses {QUANTILE}")
+    if not math.isclose(proto["iou_threshold"], IOU_THRESHOLD, rel_tol=1e-9):
+        out.append(f"protocol.iou_threshold is {proto['iou_threshold']}, the leaderboard uses {IOU_THRESHOLD}")
+    if sorted(proto["categories"]) != sorted(CATEGORIES):
+        out.append(f"protocol.categories is {proto['categories']}, the leaderboard uses all of {list(CATEGORIES)}")
+    if proto["compat"] != COMPAT:
+        out.append(f"protocol.compat is {proto['compat']!r}, the leaderboard uses {COMPAT!r}")
+    kind = results["provenance"]["kind"]
+    known = known_dataset(results["dataset"], kind)
+    if known is not None and not known.ranked:
+        out.append(f"dataset {known.name} ({known.description}) is not ranked: counts on it are not comparable")
+    if known is None:
+        if kind == "measured":
+            out.append(
+                f"dataset.fingerprint {results['dataset']['fingerprint']} is not a known Broden dataset "
+                f"(known: {', '.join(d.name for d in KNOWN_FINGERPRINTS) or 'none yet'})"
+            )
+        else:
+            out.append(
+                f"dataset.name {results['dataset']['name']!r} is not an original Broden release "
+                f"({', '.join(d.name for d in ORIGINAL_RELEASES)})"
+            )
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    from broden.dataset import load
+
+    print(load(sys.argv[1]).compute_fingerprint())
