@@ -24,11 +24,16 @@ class MaskEntry:
 
 def encode_label_map(label_map: np.ndarray) -> list[tuple[int, str]]:
     """Encode an (H, W) integer label map as ``[(label, rle_counts), ...]`` for every non-zero label, ascending."""
-    labels = np.unique(label_map)
+    flat = label_map.ravel()
+    if flat.size and flat.min() >= 0:  # label numbers: bincount is ~10x faster than np.unique
+        labels = np.flatnonzero(np.bincount(flat))
+    else:
+        labels = np.unique(flat)
     labels = labels[labels != 0]
     if labels.size == 0:
         return []
-    stack = np.asfortranarray((label_map[:, :, None] == labels[None, None, :]).astype(np.uint8))
+    # (L, W, H) in C order is (H, W, L) in Fortran order, the layout pycocotools needs, without a copy
+    stack = np.equal(label_map.T[None, :, :], labels[:, None, None], order="C").view(np.uint8).transpose(2, 1, 0)
     rles = mask_util.encode(stack)
     return [(int(lab), r["counts"].decode("ascii")) for lab, r in zip(labels, rles)]
 
