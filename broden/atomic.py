@@ -37,6 +37,10 @@ def atomic_path(dest: str | os.PathLike[str], *, is_dir: bool = False) -> Iterat
     target = tmp if is_dir else tmp / dest.name
     try:
         yield target
+        if is_dir:  # mkdtemp makes 0700 directories; a finished output gets the usual permissions
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(target, 0o777 & ~umask)
         if dest.is_dir() and not dest.is_symlink():
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
             os.replace(dest, old)

@@ -1,0 +1,79 @@
+"""Ordered, bounded parallel map over a process pool: CPU-heavy per-item work with a single consumer.
+
+Converting, exporting and validating all decode or encode images and masks per row while one main-process writer
+(or checker) consumes the results in input order. Only a bounded window of items is in flight, so memory stays flat
+however large the dataset; with one worker everything runs inline (no pool start-up cost for small inputs).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_workers() -> int:
+    """The CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def choose_workers(requested: int | None, items: int, min_items: int) -> int:
+    """``requested`` when given; otherwise all cores, but 1 for fewer than ``min_items`` items, where starting
+    the pool (a second or two of imports per worker) would cost more than it saves."""
+    if requested is not None:
+        return max(1, requested)
+    return default_workers() if items >= min_items else 1
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, window: int | None = None) -> Iterator[R]:
+    """Yield ``fn(item)`` for each item, in input order, computed by ``workers`` processes.
+
+    ``fn`` must be a picklable module-level function. At most ``window`` (default ``3 * workers``) items are
+    submitted ahead of the consumer. An exception from ``fn`` is re-raised in the consumer, and the pending work is
+    cancelled.
+    """
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    window = window or 3 * workers
+    # forkserver: workers never inherit the parent's threads (Arrow, rich), unlike fork
+    ctx = multiprocessing.get_context("forkserver")
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_interrupts)
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(executor.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C goes to the main process, which cancels the pending work; workers finish their item and exit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,396 @@
+"""Check every invariant of a Broden dataset and report each violation with the row it concerns.
+
+Checks, by name (the ``check`` field of a :class:`Violation`):
+
+- ``files``, ``meta``, ``labels``, ``schema``: broden.json and labels.json exist and are well-formed, agree with each
+  other and with the Arrow columns; the label table is consistent (per-category codes dense 1..K, a label's
+  frequency and coverage are the sums over its categories); the image and split counts in broden.json are right.
+- ``id``, ``duplicate-id``, ``split``, ``size``: ids are unique relative paths, splits are train/val, sizes positive.
+- ``image``: the image decodes, at the recorded height x width.
+- ``masks``, ``mask-size``, ``layer``, ``overlap``: mask lists are parallel, every RLE is well-formed and covers
+  exactly seg_height x seg_width pixels, its layer is < layers[category], masks of one layer do not overlap, and no
+  (category, layer, label) appears twice.
+- ``label-unknown``, ``label-category``, ``label-zero``: mask and image-level labels exist in the table and belong
+  to that category; 0 is never a mask label. A literal 0 in an image-level cell is Broden's marker for a label the
+  builder filtered out: it is counted as a note, not a violation.
+- ``frequency``, ``coverage``: per-category statistics recomputed from the rows match the table. A dataset whose
+  ``broden.json`` says ``"label_statistics": "source-resolution"`` (the original release, whose builder counted
+  labels on the full-resolution source masks before downsampling, where small regions still existed) must have
+  recomputed frequencies <= the table's for pixel categories, and coverage within 10%.
+- ``fingerprint``: the fingerprint in broden.json matches the content.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from broden.dataset import (
+    DATASET_FORMAT,
+    LABELS_FILE,
+    META_FILE,
+    SPLITS,
+    Broden,
+    Fingerprinter,
+    open_image,
+    row_features,
+)
+from broden.errors import BrodenError
+from broden.labels import LabelTable
+from broden.masks import decode_binary
+from broden.parallel import choose_workers, ordered_map
+from broden.progress import track
+
+CHUNK_ROWS = 64
+SOURCE_RESOLUTION = "source-resolution"
+ZERO_NOTE = "image-level label 0 (a label the Broden builder filtered out)"
+
+
+@dataclass(frozen=True)
+class Violation:
+    row_id: str | None  # None: the violation concerns the dataset as a whole
+    check: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.row_id if self.row_id is not None else '(dataset)'}: [{self.check}] {self.message}"
+
+
+@dataclass
+class Report:
+    path: Path
+    violations: list[Violation] = field(default_factory=list)
+    notes: Counter = field(default_factory=Counter)
+    num_images: int = 0
+    num_labels: int = 0
+    fingerprint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def _decode_numbers(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The signed integers of a COCO compressed RLE byte run (values 0..63 after -48) and each one's end index."""
+    ends = np.flatnonzero((b & 0x20) == 0)
+    starts = np.r_[0, ends[:-1] + 1]
+    k = np.arange(b.size) - np.repeat(starts, ends - starts + 1)
+    x = np.add.reduceat((b & 0x1F) << (5 * k), starts)
+    return np.where((b[ends] & 0x10) != 0, x - (1 << (5 * (k[ends] + 1))), x), ends
+
+
+def rle_total(counts: str) -> int | None:
+    """Number of pixels a compressed COCO RLE string covers (sum of its runs); None if it is malformed.
+
+    pycocotools does not check this on decode, so a mask of the wrong size would silently decode to garbage.
+    """
+    b = np.frombuffer(counts.encode("utf-8"), np.uint8).astype(np.int64) - 48
+    if b.size == 0 or b.min() < 0 or b.max() > 63 or b[-1] & 0x20:
+        return None
+    x, _ = _decode_numbers(b)
+    x[1::2] = np.cumsum(x[1::2])  # runs after the third are stored as differences to the run two before
+    x[2::2] = np.cumsum(x[2::2])
+    return None if x.min() < 0 else int(x.sum())
+
+
+def rle_totals(rles: list[str]) -> list[int | None]:
+    """:func:`rle_total` of each string, vectorised over all of them (one row's masks) for speed."""
+    joined = "".join(rles)
+    lengths = np.fromiter((len(r) for r in rles), np.int64, len(rles))
+    b = np.frombuffer(joined.encode("ascii", "replace"), np.uint8).astype(np.int64) - 48
+    offsets = np.cumsum(lengths)
+    if (not rles or not joined.isascii() or lengths.min() == 0 or b.min() < 0 or b.max() > 63
+            or (b[offsets - 1] & 0x20).any()):
+        return [rle_total(r) for r in rles]  # something is malformed: find out which, one by one
+    x, ends = _decode_numbers(b)
+    sid = np.searchsorted(offsets, ends, side="right")  # the string each number belongs to
+    m = np.bincount(sid, minlength=len(rles))
+    first = np.cumsum(m) - m
+    j = np.arange(x.size) - first[sid]  # position of the number within its string
+    # run j >= 3 is stored as the difference to run j - 2: each stored value counts in every later run of its parity
+    total = np.bincount(sid, weights=x * np.where(j == 0, 1, (m[sid] - 1 - j) // 2 + 1), minlength=len(rles))
+    negative = np.where(j == 0, x, 0) < 0  # a run (the first, or a running sum of differences) below zero
+    for parity in (1, 0):
+        chain = np.where((j % 2 == parity) & (j >= 1), x, 0).cumsum()
+        before = np.where(first > 0, chain[np.maximum(first - 1, 0)], 0)
+        negative |= (chain - before[sid] < 0) & (j % 2 == parity) & (j >= 1)
+    bad = np.bincount(sid, weights=negative, minlength=len(rles)) > 0
+    return [None if bad[i] else int(round(t)) for i, t in enumerate(total)]
+
+
+@dataclass
+class _Stats:
+    violations: list[Violation] = field(default_factory=list)
+    frequency: Counter = field(default_factory=Counter)  # (category, label) -> images
+    coverage: defaultdict = field(default_factory=lambda: defaultdict(float))  # (category, label) -> sum of fractions
+    zeros: int = 0
+    rows: int = 0
+
+    def merge(self, other: "_Stats") -> None:
+        self.rows += other.rows
+        self.violations.extend(other.violations)
+        self.frequency.update(other.frequency)
+        for k, v in other.coverage.items():
+            self.coverage[k] += v
+        self.zeros += other.zeros
+
+
+_OPEN: dict[str, Broden] = {}  # this process's open dataset, keyed by the validation run that opened it
+
+
+def _check_rows(job: tuple[str, str, int, int]) -> _Stats:
+    """Worker: check rows ``start:stop`` of the dataset at ``path``; return violations and label statistics."""
+    run_id, path, start, stop = job
+    if run_id not in _OPEN:  # a new run may see a rewritten dataset at the same path: never reuse an older one
+        _OPEN.clear()
+        _OPEN[run_id] = Broden(path)
+    ds = _OPEN[run_id]
+    stats = _Stats()
+    for row in ds.iter_rows(indices=range(start, stop)):
+        _check_row(row, ds, stats)
+        stats.rows += 1
+    return stats
+
+
+def _check_row(row: dict[str, Any], ds: Broden, stats: _Stats) -> None:
+    rid = row["id"]
+    bad = stats.violations
+
+    def report(check: str, message: str) -> None:
+        bad.append(Violation(rid, check, message))
+
+    path = PurePosixPath(rid or "")
+    if not rid or path.is_absolute() or ".." in path.parts:
+        report("id", "id must be a non-empty relative path like 'ade20k/x.jpg'")
+    if row["split"] not in SPLITS:
+        report("split", f"split {row['split']!r} is not one of {', '.join(SPLITS)}")
+    h, w, sh, sw = (row[k] for k in ("height", "width", "seg_height", "seg_width"))
+    if min(h, w, sh, sw) <= 0:
+        report("size", f"sizes must be positive (height {h}, width {w}, seg {sh}x{sw})")
+        return
+    image = row["image"]
+    try:
+        img = open_image(image["bytes"] if isinstance(image, dict) else image, rid)
+        if img.size != (w, h):
+            report("image", f"image is {img.size[1]}x{img.size[0]}, the row says {h}x{w}")
+    except BrodenError as exc:
+        report("image", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a damaged image must be reported, whatever the decoder raises
+        report("image", f"image does not decode ({type(exc).__name__}: {exc})")
+
+    labels = ds.labels
+    for cat in ds.image_categories:
+        seen = set()
+        for lab in row[cat] or []:
+            if lab == 0:
+                stats.zeros += 1
+            elif lab not in labels:
+                report("label-unknown", f"{cat} label {lab} is not in labels.json")
+            elif cat not in labels[lab].categories:
+                report("label-category", f"{cat} label {lab} ({labels[lab].name}) is not a {cat} label")
+            elif lab not in seen:
+                seen.add(lab)
+                stats.frequency[(cat, lab)] += 1
+                stats.coverage[(cat, lab)] += 1.0
+
+    layers = row["layers"] or {}
+    for cat, n in layers.items():
+        if n is None or n < 0:
+            report("layer", f"layers[{cat}] is {n}; it must be >= 0")
+    masks = row["masks"]
+    cats, lays, labs, rles = masks["category"], masks["layer"], masks["label"], masks["rle"]
+    if not len(cats) == len(lays) == len(labs) == len(rles):
+        report("masks", "the masks' category, layer, label and rle lists differ in length")
+        return
+    good: dict[str, list[int]] = defaultdict(list)
+    seen_keys = set()
+    totals = rle_totals(rles)
+    for i, (cat, layer, lab, total) in enumerate(zip(cats, lays, labs, totals)):
+        key = (cat, layer, lab)
+        if cat not in layers:
+            report("masks", f"mask {i}: category {cat!r} is not a pixel category of this dataset")
+            continue
+        if not 0 <= layer < (layers[cat] or 0):
+            report("layer", f"mask {i} ({cat}, label {lab}): layer {layer} but layers[{cat}] = {layers[cat]}")
+            continue
+        if lab == 0:
+            report("label-zero", f"mask {i} ({cat} layer {layer}) has label 0, which means unlabeled")
+            continue
+        if lab not in labels:
+            report("label-unknown", f"mask {i}: {cat} label {lab} is not in labels.json")
+        elif cat not in labels[lab].categories:
+            report("label-category", f"mask {i}: label {lab} ({labels[lab].name}) is not a {cat} label")
+        if key in seen_keys:
+            report("masks", f"mask {i}: ({cat}, layer {layer}, label {lab}) appears twice")
+            continue
+        seen_keys.add(key)
+        if total is None:
+            report("masks", f"mask {i} ({cat}, label {lab}): malformed RLE string")
+        elif total != sh * sw:
+            report("mask-size", f"mask {i} ({cat}, label {lab}) covers {total} pixels, not seg {sh}x{sw} = {sh * sw}")
+        else:
+            good[cat].append(i)
+
+    for cat, idx in good.items():
+        binary = decode_binary([rles[i] for i in idx], sh, sw).reshape(len(idx), -1)
+        cat_layers = np.asarray([lays[i] for i in idx])
+        cat_labels = np.asarray([labs[i] for i in idx])
+        for layer in np.unique(cat_layers):
+            sel = cat_layers == layer
+            if sel.sum() > 1:
+                overlap = int((binary[sel].sum(axis=0, dtype=np.int32) > 1).sum())
+                if overlap:
+                    report("overlap", f"{cat} layer {layer}: masks overlap on {overlap} pixels")
+        for lab in np.unique(cat_labels):
+            if int(lab) not in labels:
+                continue
+            area = np.any(binary[cat_labels == lab], axis=0).sum()
+            if area:
+                stats.frequency[(cat, int(lab))] += 1
+                stats.coverage[(cat, int(lab))] += float(area) / (sh * sw)
+
+
+def _read_json(path: Path, report: Report) -> Any:
+    if not path.is_file():
+        report.violations.append(Violation(None, "files", f"{path.name} is missing"))
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        report.violations.append(Violation(None, "files", f"{path.name} is not valid JSON ({exc})"))
+        return None
+
+
+def _check_table(labels: LabelTable, report: Report) -> None:
+    bad = report.violations
+    for cat in labels.category_names:
+        codes = sorted(lab.categories[cat].code for lab in labels.labels if cat in lab.categories)
+        if codes != list(range(1, len(codes) + 1)):
+            bad.append(Violation(None, "labels", f"{cat} codes are not 1..{len(codes)}"))
+    for lab in labels.labels:
+        ms = lab.categories.values()
+        if lab.frequency != sum(m.frequency for m in ms):
+            bad.append(Violation(None, "labels", f"label {lab.number} ({lab.name}): frequency {lab.frequency} is "
+                                                 f"not the sum over its categories ({sum(m.frequency for m in ms)})"))
+        cov = sum(m.coverage for m in ms)
+        if abs(lab.coverage - cov) > 1e-3 * max(1.0, cov):
+            bad.append(Violation(None, "labels", f"label {lab.number} ({lab.name}): coverage {lab.coverage} is "
+                                                 f"not the sum over its categories ({cov:f})"))
+
+
+def _check_meta(meta: Any, labels: LabelTable, report: Report) -> bool:
+    bad = report.violations
+    if not isinstance(meta, dict):
+        bad.append(Violation(None, "meta", f"{META_FILE} must hold a JSON object"))
+        return False
+    if meta.get("format") != DATASET_FORMAT:
+        bad.append(Violation(None, "meta", f"format is {meta.get('format')!r}, expected {DATASET_FORMAT!r}"))
+        return False
+    for key, kind in (("fingerprint", str), ("num_images", int), ("splits", dict), ("categories", list)):
+        if not isinstance(meta.get(key), kind):
+            bad.append(Violation(None, "meta", f"{key} is missing or not a {kind.__name__}"))
+            return False
+    cats = [{"name": c.name, "kind": c.kind} for c in labels.categories]
+    if meta["categories"] != cats:
+        bad.append(Violation(None, "meta", f"categories {meta['categories']} differ from labels.json's {cats}"))
+    return True
+
+
+def _check_statistics(labels: LabelTable, stats: _Stats, source_resolution: bool, report: Report) -> None:
+    kinds = {c.name: c.kind for c in labels.categories}
+    table = {(c, lab.number): m for lab in labels.labels for c, m in lab.categories.items()}
+    for key in sorted(set(table) | set(stats.frequency)):
+        cat, number = key
+        if number not in labels or cat not in kinds:
+            continue  # already reported per row
+        m = table.get(key)
+        freq, cov = stats.frequency.get(key, 0), stats.coverage.get(key, 0.0)
+        name = f"{cat} label {number} ({labels.name(number)})"
+        t_freq, t_cov = (m.frequency, m.coverage) if m else (0, 0.0)
+        one_sided = source_resolution and kinds[cat] == "pixel"
+        if (freq > t_freq) if one_sided else (freq != t_freq):
+            rel = "at most " if one_sided else ""
+            report.violations.append(Violation(None, "frequency", f"{name}: in {freq} images, the table says "
+                                                                  f"{rel}{t_freq}"))
+            continue
+        tol = 0.1 * t_cov + 0.01 if one_sided else 1e-4 * t_cov + 1e-6 * (t_freq + 1)
+        if abs(cov - t_cov) > tol:
+            report.violations.append(Violation(None, "coverage", f"{name}: coverage {cov:.6f} recomputed from the "
+                                                                 f"rows, the table says {t_cov:.6f}"))
+
+
+def validate(path: str | Path, *, workers: int | None = None) -> Report:
+    """Check the dataset at ``path``; never raises for damaged data, every problem becomes a violation."""
+    path = Path(path)
+    report = Report(path)
+    if not path.is_dir():
+        report.violations.append(Violation(None, "files", f"{path} is not a directory"))
+        return report
+    meta = _read_json(path / META_FILE, report)
+    labels_obj = _read_json(path / LABELS_FILE, report)
+    if labels_obj is None or meta is None:
+        return report
+    try:
+        labels = LabelTable.from_json(labels_obj, LABELS_FILE)
+    except BrodenError as exc:
+        report.violations.append(Violation(None, "labels", str(exc)))
+        return report
+    report.num_labels = len(labels)
+    _check_table(labels, report)
+    if not _check_meta(meta, labels, report):
+        return report
+    try:
+        ds = Broden(path)
+    except BrodenError as exc:
+        report.violations.append(Violation(None, "files", str(exc)))
+        return report
+    expected = set(row_features(labels))
+    if set(ds.rows.column_names) != expected:
+        diff = sorted(set(ds.rows.column_names) ^ expected)
+        report.violations.append(Violation(None, "schema", f"the rows' columns differ from labels.json in {diff}"))
+        return report
+    n = report.num_images = len(ds)
+    if meta["num_images"] != n:
+        report.violations.append(Violation(None, "meta", f"num_images is {meta['num_images']}, the rows hold {n}"))
+    splits = Counter(ds.rows["split"])
+    if meta["splits"] != {s: splits.get(s, 0) for s in SPLITS}:
+        message = f"splits {meta['splits']} differ from the rows' {dict(splits)}"
+        report.violations.append(Violation(None, "meta", message))
+    for rid, count in Counter(ds.rows["id"]).items():
+        if count > 1:
+            report.violations.append(Violation(rid, "duplicate-id", f"id appears in {count} rows"))
+
+    stats = _Stats()
+    run_id = uuid.uuid4().hex
+    jobs = [(run_id, str(path), s, min(s + CHUNK_ROWS, n)) for s in range(0, n, CHUNK_ROWS)]
+    workers = choose_workers(workers, n, min_items=1000) if len(jobs) > 1 else 1
+    results = ordered_map(_check_rows, jobs, workers=workers)
+    # the fingerprint is hashed here while the workers check the same rows
+    fingerprint = Fingerprinter(labels)
+    own_rows = ds.iter_rows(batch_size=CHUNK_ROWS)
+    for part in track(results, f"validate {path.name}", total=n, advance_by=lambda part: part.rows):
+        stats.merge(part)
+        for _ in range(part.rows):
+            fingerprint.add(next(own_rows))
+    _OPEN.pop(run_id, None)
+    report.violations.extend(stats.violations)
+    _check_statistics(labels, stats, meta.get("label_statistics") == SOURCE_RESOLUTION, report)
+    if stats.zeros:
+        report.notes[ZERO_NOTE] = stats.zeros
+    actual = fingerprint.hexdigest()
+    report.fingerprint = actual
+    if actual != meta["fingerprint"]:
+        report.violations.append(Violation(None, "fingerprint", f"{META_FILE} says {meta['fingerprint']}, the "
+                                                                f"content hashes to {actual}; rebuild or re-convert"))
+    return report
+
+
+def validate_dataset(path: str | Path, *, workers: int | None = None) -> list[Violation]:
+    """Every violation of the dataset at ``path`` (empty when it is clean)."""
+    return validate(path, workers=workers).violations
