@@ -1,0 +1,39 @@
+"""Compare results files: the same units before and after fine-tuning, a series of checkpoints, or several models.
+
+Two files of the same architecture (same layer names and unit counts): unit by unit, how each unit's concept changed
+("unit 8: dog (object, IoU 0.200) → grass (material, IoU 0.051)"), with counts of kept, changed, gained and lost
+detectors. Three or more (in training order): unique detectors per category over the checkpoints (both conventions)
+and the unit table between the first and the last. Different models: unique detectors per category side by side.
+
+Examples:
+  benchmark compare places365/results.json finetuned/results.json --names before,after
+  benchmark compare ckpt/epoch*/results.json --mode checkpoints --out training-series
+  benchmark compare alexnet/results.json vgg16/results.json resnet152/results.json --out models
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmark.compare import MODES, OUTPUT_HELP, build_compare
+
+__doc__ = f"{__doc__}\n{OUTPUT_HELP}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", metavar="RESULTS.json", help="two or more results files, in order")
+    parser.add_argument("--out", metavar="DIR", default="compare", help="output directory (default: ./compare)")
+    parser.add_argument("--names", metavar="A,B,...", help="comma-separated display names, one per file")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="auto",
+        help="auto (default): units for two files of one architecture, checkpoints for three or more, else models",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    out, mode = build_compare(args.results, out=args.out, names=names, mode=args.mode)
+    print(f"{mode} comparison written to {out / 'index.html'}")
+    return 0
