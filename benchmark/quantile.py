@@ -1,0 +1,296 @@
+"""Per-unit activation thresholds: the value above which a unit's top ``quantile`` of activations lie.
+
+Network Dissection thresholds each unit at the top 0.5% of its activations over every spatial position of every
+image, at feature resolution (before upsampling). :class:`TopQuantile` computes that threshold exactly while it can,
+from a streaming per-unit top-k, and with a bounded-memory relative-accuracy sketch beyond ``exact_limit`` values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from broden.errors import BrodenError
+
+#: Relative value accuracy of the sketch (see :class:`TopQuantile`).
+SKETCH_ALPHA = 0.002
+#: Sketch buckets kept per unit, below its largest bucket.
+SKETCH_MAX_BINS = 8192
+#: Magnitudes at or below this go to the sketch's zero bucket.
+SKETCH_MIN_MAGNITUDE = 1e-6
+
+_GAMMA = (1 + SKETCH_ALPHA) / (1 - SKETCH_ALPHA)
+_LOG_GAMMA = math.log(_GAMMA)
+_KEY_OFFSET = math.ceil(math.log(SKETCH_MIN_MAGNITUDE) / _LOG_GAMMA) - 1
+_NO_BUCKET = -(2**40)  # window top before any value: below every real bucket id
+
+
+class TopQuantile:
+    """Per-unit threshold at the top `quantile` over all spatial positions of all images; streaming, mergeable.
+
+    **Definition.** For a unit that has seen ``n`` values, the threshold is the numpy ``'linear'`` quantile at level
+    ``1 - quantile``: with the values sorted ascending ``x_0 <= ... <= x_{n-1}`` and ``p = (n - 1) * (1 - quantile)``,
+    ``j = floor(p)``, it is ``x_j + (p - j) * (x_{j+1} - x_j)`` (``np.quantile(x, 1 - quantile)``). A unit is active
+    where its value is strictly above it. NetDissect and NetDissect-Lite read level 0.994995 (readout 994 of 1000) from
+    a randomized sketch whose effective plotting position varies by unit; this definition agrees with theirs to
+    within about one order statistic.
+
+    **Exact mode** (``n <= exact_limit``). The level needs only the largest ``ceil(quantile * (n - 1)) + 1`` values.
+    Each unit keeps its exact top ``K = ceil(2 * quantile * exact_limit) + 2`` values (all of them while ``n <= K``;
+    the factor 2 is the margin the sketch starts from, below): at most ``4 * K * U`` bytes, plus a pending batch.
+    Values not above the current K-th largest are dropped before any sort. A caller that knows the total count
+    (images x h x w) should pass it as ``exact_limit``: the result is then exact with the least memory.
+
+    **Sketch mode** (``n > exact_limit``). The kept top ``K`` seed a per-unit log-bucketed histogram (the DDSketch
+    mapping), the other values seen so far are counted as "below"; every later value is bucketed: ``x`` with
+    ``|x| > 1e-6`` goes to bucket ``sign(x) * ceil(log_gamma |x|)``, ``gamma = (1 + a) / (1 - a)``,
+    ``a = SKETCH_ALPHA = 0.002``, smaller magnitudes to a zero bucket; a bucket reads back as
+    ``sign * 2 gamma^k / (gamma + 1)``. The threshold is the ``'linear'`` interpolation between the buckets holding
+    ``x_j`` and ``x_{j+1}``, so
+
+        ``|threshold - exact| <= a * max(|x_j|, |x_{j+1}|) + 1e-6``   (0.2% relative, whatever ``n``)
+
+    whenever ``x_j`` is above the "below" mass. That holds unless the stream drifts: the seed holds about twice the
+    values needed at the switch, so a stream whose later part reaches the top ``quantile`` at least half as often
+    as its first ``exact_limit`` values always qualifies. Each unit keeps the ``SKETCH_MAX_BINS = 8192`` buckets
+    below its largest (``8192 * ln(gamma) = 32.8`` in natural log, with both signs counted from 1e-6); lower values
+    join the "below" mass. Memory: ``8 * 8192 * U`` bytes (33 MB for 512 units). Units whose level falls in the
+    "below" mass get the lowest bucketed value (an upper bound) and are counted in :attr:`method`. Sketches merge by
+    adding counts.
+    """
+
+    def __init__(
+        self,
+        num_units: int,
+        quantile: float = 0.005,
+        *,
+        exact_limit: int = 2**24,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not 0 < quantile < 1:
+            raise BrodenError(f"quantile must be between 0 and 1 (exclusive), got {quantile}")
+        if num_units < 1 or exact_limit < 1:
+            raise BrodenError("TopQuantile needs num_units >= 1 and exact_limit >= 1")
+        self.num_units = int(num_units)
+        self.quantile = float(quantile)
+        self.exact_limit = int(exact_limit)
+        self.device = torch.device(device)
+        self.count = 0
+        self._capacity = math.ceil(2 * self.quantile * self.exact_limit) + 2
+        self._top: torch.Tensor | None = torch.empty(self.num_units, 0, device=self.device)  # sorted descending
+        self._pending: list[torch.Tensor] = []
+        self._pending_size = 0
+        # Sketch (once _top is None): per unit, counts of the SKETCH_MAX_BINS buckets ending at bucket id _hi, and
+        # the number of values below them.
+        self._bins: torch.Tensor | None = None
+        self._hi: torch.Tensor | None = None
+        self._below: torch.Tensor | None = None
+        self._floor: torch.Tensor | None = None  # bucket id at or below which the "below" values may lie
+
+    # -- streaming -------------------------------------------------------------------------------------------------
+    def add(self, acts: torch.Tensor) -> None:
+        """Count a batch: ``(B, U, h, w)`` maps or ``(N, U)`` rows of any float dtype."""
+        if acts.dim() == 4:
+            values = acts.transpose(0, 1).reshape(acts.shape[1], -1)
+        elif acts.dim() == 2:
+            values = acts.t()
+        else:
+            raise BrodenError(
+                f"TopQuantile.add expects (B, U, h, w) or (N, U) activations, got shape {tuple(acts.shape)}"
+            )
+        if values.shape[0] != self.num_units:
+            raise BrodenError(f"TopQuantile was built for {self.num_units} units but got {values.shape[0]}")
+        if values.shape[1] == 0:
+            return
+        values = values.to(self.device, torch.float32).contiguous()
+        if not torch.isfinite(values).all():
+            raise BrodenError("activations contain NaN or infinity; check the model and its preprocessing")
+        if self._top is not None and self.count + values.shape[1] > self.exact_limit:
+            self._start_sketch()
+        self.count += values.shape[1]
+        if self._top is not None:
+            self._add_exact(values)
+        else:
+            self._add_to_sketch(values)
+
+    def merge(self, other: "TopQuantile") -> None:
+        """Add everything ``other`` has counted (same units and quantile)."""
+        if (other.num_units, other.quantile) != (self.num_units, self.quantile):
+            raise BrodenError("cannot merge thresholds of different units or quantiles")
+        other = TopQuantile.from_state_dict(other.state_dict(), self.device)
+        if self._top is not None and other._top is not None and self.count + other.count <= self.exact_limit:
+            self.count += other.count
+            self._add_exact(other._top)
+            return
+        for side in (self, other):
+            if side._top is not None:
+                side._start_sketch()
+        self.count += other.count
+        assert self._bins is not None and other._bins is not None and other._hi is not None
+        self._merge_bins(other._bins, other._hi, other._below)
+        self._floor = torch.maximum(self._floor, other._floor)
+
+    # -- read-out --------------------------------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        """How the thresholds were computed, for the results file."""
+        level = f"level 1-{self.quantile:g}"
+        if self._top is not None:
+            return f"exact (numpy 'linear' quantile at {level})"
+        text = f"sketch (log buckets, relative accuracy {SKETCH_ALPHA:g}, {level})"
+        drifted = int(self._sketch_rank(self._position()[0])[1].sum()) if self.count else 0
+        return text + (f"; {drifted} units approximate (stream drifted below its first {self.exact_limit} values)"
+                       if drifted else "")
+
+    def thresholds(self) -> torch.Tensor:
+        """The ``(U,)`` float32 thresholds; needs at least one value."""
+        if self.count == 0:
+            raise BrodenError("no activations were counted, so no thresholds can be computed")
+        j, frac = self._position()
+        j1 = min(j + 1, self.count - 1)
+        if self._top is not None:
+            self._flush()
+            # descending: ascending rank r sits at position count - 1 - r.
+            lower = self._top[:, self.count - 1 - j].double()
+            upper = self._top[:, self.count - 1 - j1].double()
+        else:
+            lower, upper = self._sketch_rank(j)[0], self._sketch_rank(j1)[0]
+        return _lerp(lower, upper, frac).float()
+
+    # -- persistence -----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to resume: plain tensors and numbers (``torch.save``-able)."""
+        self._flush()
+
+        def cpu(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.cpu()
+
+        return {
+            "num_units": self.num_units,
+            "quantile": self.quantile,
+            "exact_limit": self.exact_limit,
+            "count": self.count,
+            "top": cpu(self._top),
+            "bins": cpu(self._bins),
+            "bins_hi": cpu(self._hi),
+            "below": cpu(self._below),
+            "floor": cpu(self._floor),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str | torch.device = "cpu") -> "TopQuantile":
+        new = cls(state["num_units"], state["quantile"], exact_limit=state["exact_limit"], device=device)
+        new.count = int(state["count"])
+
+        def dev(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(new.device).clone()
+
+        new._top, new._bins, new._hi = dev(state["top"]), dev(state["bins"]), dev(state["bins_hi"])
+        new._below, new._floor = dev(state["below"]), dev(state["floor"])
+        return new
+
+    # -- exact top-k -----------------------------------------------------------------------------------------------
+    def _position(self) -> tuple[int, float]:
+        p = (self.count - 1) * (1.0 - self.quantile)
+        j = math.floor(p)
+        return j, p - j
+
+    def _add_exact(self, values: torch.Tensor) -> None:
+        assert self._top is not None
+        if self._top.shape[1] == self._capacity:
+            # Full: the K-th largest only grows, so a value not above it can never re-enter the top K.
+            keep = values > self._top[:, -1:]
+            width = int(keep.sum(dim=1).max())
+            if width == 0:
+                return
+            if width < values.shape[1]:
+                candidates = torch.where(keep, values, torch.full_like(values, -math.inf))
+                values = torch.topk(candidates, width, dim=1, sorted=False).values
+        self._pending.append(values)
+        self._pending_size += values.shape[1]
+        if self._top.shape[1] + self._pending_size >= self._capacity + max(self._capacity // 2, 1024):
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending or self._top is None:
+            return
+        merged = torch.cat([self._top, *self._pending], dim=1)
+        self._pending, self._pending_size = [], 0
+        self._top = torch.topk(merged, min(merged.shape[1], self._capacity), dim=1, sorted=True).values
+
+    # -- sketch ------------------------------------------------------------------------------------------------------
+    def _start_sketch(self) -> None:
+        """Seed the sketch with the exact top values; the rest seen so far only count as "below"."""
+        self._flush()
+        assert self._top is not None
+        top, self._top = self._top, None
+        self._bins = torch.zeros(self.num_units, SKETCH_MAX_BINS, dtype=torch.int64, device=self.device)
+        self._hi = torch.full((self.num_units,), _NO_BUCKET, dtype=torch.int64, device=self.device)
+        self._below = torch.full((self.num_units,), self.count - top.shape[1], dtype=torch.int64, device=self.device)
+        # The "below" values are at most the seed's smallest: ranks that reach its bucket are no longer resolved.
+        self._floor = _bucket_ids(top[:, -1]) if top.shape[1] else self._hi.clone()
+        if top.shape[1]:
+            self._add_to_sketch(top)
+
+    def _add_to_sketch(self, values: torch.Tensor) -> None:
+        assert self._bins is not None and self._hi is not None and self._below is not None
+        ids = _bucket_ids(values)
+        top = torch.maximum(self._hi, ids.max(dim=1).values)
+        self._bins, spilled = _shift_window(self._bins, top - self._hi)
+        self._hi = top
+        columns = ids - (top - SKETCH_MAX_BINS + 1)[:, None]
+        inside = columns >= 0
+        self._below += spilled + (~inside).sum(dim=1)
+        self._bins.scatter_add_(1, columns.clamp_min(0), inside.long())
+
+    def _merge_bins(self, bins: torch.Tensor, hi: torch.Tensor, below: torch.Tensor) -> None:
+        assert self._bins is not None and self._hi is not None and self._below is not None
+        top = torch.maximum(self._hi, hi)
+        mine, spilled_mine = _shift_window(self._bins, top - self._hi)
+        theirs, spilled_theirs = _shift_window(bins, top - hi)
+        self._bins, self._hi = mine + theirs, top
+        self._below = self._below + spilled_mine + spilled_theirs + below
+
+    def _sketch_rank(self, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per unit, the value of the bucket holding ascending rank ``rank`` (0-based), found by counting from the
+        top, and whether it is unresolved (it reaches the "below" values; the value is then that of the floor
+        bucket, an upper bound to within the accuracy)."""
+        assert self._bins is not None and self._hi is not None and self._floor is not None
+        from_top = torch.cumsum(self._bins.flip(1), dim=1)
+        target = torch.full((self.num_units, 1), self.count - 1 - rank, dtype=torch.int64, device=self.device)
+        col = SKETCH_MAX_BINS - 1 - torch.searchsorted(from_top, target, right=True).squeeze(1)
+        ids = self._hi - SKETCH_MAX_BINS + 1 + col
+        unresolved = (ids < self._floor) | (col < 0)  # col < 0: past every bucket, into the spilled values
+        ids = torch.where(unresolved, torch.maximum(self._floor, self._hi - SKETCH_MAX_BINS + 1), ids).double()
+        mag = 2 * torch.exp((ids.abs() + _KEY_OFFSET) * _LOG_GAMMA) / (_GAMMA + 1)
+        return torch.where(ids == 0, torch.zeros_like(mag), torch.sign(ids) * mag), unresolved
+
+
+def _shift_window(bins: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each unit's bucket window up by ``shift`` (U,) buckets; returns the new counts and, per unit, the count
+    that fell below the window."""
+    width = bins.shape[1]
+    if not bool(shift.any()):
+        return bins, torch.zeros_like(shift)
+    source = torch.arange(width, device=bins.device)[None, :] + shift[:, None]
+    moved = torch.where(source < width, bins.gather(1, source.clamp(max=width - 1)), torch.zeros_like(bins))
+    kept = moved.sum(dim=1)
+    return moved, bins.sum(dim=1) - kept
+
+
+def _bucket_ids(values: torch.Tensor) -> torch.Tensor:
+    """Sketch bucket id of each value: ``sign(x) * (ceil(log_gamma |x|) - offset)``, 0 for ``|x| <= 1e-6``.
+
+    float32 logs may put a value within ~1e-7 of a bucket edge in the neighbouring bucket, which still reads back
+    within the relative accuracy (a bucket's representative is within ``a`` of both its edges).
+    """
+    mag = values.abs()
+    key = torch.ceil(torch.log(mag.clamp_min(SKETCH_MIN_MAGNITUDE)) * (1 / _LOG_GAMMA)) - _KEY_OFFSET
+    return torch.where(mag > SKETCH_MIN_MAGNITUDE, torch.copysign(key, values), 0.0).long()
+
+
+def _lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """numpy's interpolation formula (``_lerp`` in ``numpy.lib._function_base_impl``), so exact mode matches it."""
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t

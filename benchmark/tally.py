@@ -1,0 +1,244 @@
+"""Network Dissection counts per (unit, label): intersection, truth and the category-gated activation.
+
+A :class:`Tally` accumulates, over batches of images, the integer counts from which :mod:`benchmark.scoring` computes
+each unit's IoU with each label. Everything runs as batched tensor operations on the tally's device; there is no
+Python loop over units, labels or pixels: the (image, unit) maps whose maximum reaches the threshold are
+thresholded cell by cell (:func:`benchmark.upsample.active_pixels`), the labels under all their active pixels are
+gathered from every layer at once and counted with one ``bincount`` over ``unit * num_labels + label``; truth, the
+image-level labels and the category gate are small tensor operations. Work is chunked by (image, unit) pairs so
+that memory stays under ``chunk_elements`` values whatever the batch size.
+
+Definitions (``compat="netdissect"``, the original paper's code, NetDissect ``makeresult.py``):
+
+* A unit's map is upsampled to the segmentation size (``upsample``, default bilinear) and is **active** where it is
+  strictly above the unit's threshold. A map whose raw maximum is not above the threshold has no active pixels
+  (bilinear upsampling cannot exceed the maximum, so this only fixes float-rounding ties, as the originals do).
+* ``intersection[u, l]``: active pixels of ``u`` that carry label ``l``, summed over all label-map layers (a pixel
+  carrying ``l`` in two layers counts twice, as in both originals); for an image-level label (scene, texture) the
+  whole image is labeled, so it adds all of the unit's active pixels in that image.
+* ``truth[l]``: pixels carrying ``l``, summed over layers; an image-level label adds ``sh * sw`` per image.
+* ``activation_by_category[u, c]``: active pixels of ``u`` in the images that have some label whose primary
+  category is ``c`` (pixel or image-level, anywhere in the image). This is the IoU's activation term for the labels
+  of ``c``. Label 0 (unlabeled; also Broden's marker for a filtered-out image-level label) never counts.
+* ``active[u]``: all active pixels of ``u`` (not used by the IoU; reported for reference).
+
+``compat="netdissect-lite"`` reproduces NetDissect-Lite (``feature_operation.py``) where it differs:
+
+* **Narrow gate**: an image's active pixels of ``u`` count for category ``c`` only when they overlap a pixel label
+  whose primary category is ``c``, or when the image has an image-level label of primary category ``c``.
+* **Image-level label 0**: a ``0`` in an image-level list adds ``sh * sw`` to ``truth[0]``, the unit's active pixels
+  to ``intersection[u, 0]``, and credits the gate of label 0's (fallback) category.
+* **Fallback category**: labels outside the selected categories, and label 0, get the last of ``categories`` as
+  primary category, so they are scored there (label 0 under the name ``''``).
+
+Lite's stale ``tally_cat`` (reused from the previous unit when an image has no pixel layers) is a crash/bug rather
+than a rule, and is not reproduced: such images gate only their image-level categories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from benchmark.upsample import active_pixels, check_mode
+from broden.errors import BrodenError
+
+COMPAT_MODES = ("netdissect", "netdissect-lite")
+
+#: Default budget, in elements, for the per-chunk upsampled maps (float32): chunks of (image, unit) pairs are sized
+#: so that pairs x sh x sw stays under it, bounding memory whatever the batch size.
+DEFAULT_CHUNK_ELEMENTS = 2**24
+
+
+@dataclass
+class TallyInput:
+    """One batch of images, already decoded."""
+
+    acts: torch.Tensor  # (B, U, h, w) float activations of one layer
+    label_maps: torch.Tensor  # (B, L, sh, sw) integer global label numbers, 0 = none (pad with zero layers)
+    layer_category: Sequence[int]  # category index (into `categories`) of each of the L layers
+    image_labels: Sequence[Sequence[tuple[int, int]]]  # per image: (category index, label number)
+
+
+class Tally:
+    """Integer counts for IoU scoring of ``num_units`` units against labels ``0 .. num_labels - 1``.
+
+    ``label_category`` maps each scored label to its primary category among ``categories``
+    (``LabelTable.primary_categories(categories)``); labels absent from it are counted but never scored (except in
+    ``netdissect-lite`` compat, see the module docstring). Counts are int64: ``intersection (U, NL)``,
+    ``truth (NL,)``, ``activation_by_category (U, C)``, ``active (U,)`` and ``images``.
+    """
+
+    def __init__(
+        self,
+        num_units: int,
+        num_labels: int,
+        categories: Sequence[str],
+        label_category: Mapping[int, str],
+        *,
+        compat: str = "netdissect",
+        upsample: str = "bilinear",
+        device: str | torch.device = "cpu",
+        chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    ) -> None:
+        if compat not in COMPAT_MODES:
+            raise BrodenError(f"unknown compat mode {compat!r}; choose one of {', '.join(COMPAT_MODES)}")
+        if not categories or num_units < 1 or num_labels < 1:
+            raise BrodenError("a tally needs at least one category, one unit and one label")
+        self.num_units, self.num_labels = int(num_units), int(num_labels)
+        self.categories = list(categories)
+        self.compat = compat
+        self.upsample = check_mode(upsample)
+        self.device = torch.device(device)
+        self.chunk_elements = int(chunk_elements)
+        index = {c: i for i, c in enumerate(self.categories)}
+        label_cat = torch.full((self.num_labels,), -1, dtype=torch.int64)
+        for label, cat in label_category.items():
+            if cat not in index:
+                raise BrodenError(f"label {label} has category {cat!r}, which is not among {self.categories}")
+            if 0 < label < self.num_labels:
+                label_cat[label] = index[cat]
+        if compat == "netdissect-lite":
+            label_cat[label_cat < 0] = len(self.categories) - 1
+        self.label_cat = label_cat.to(self.device)  # (NL,) primary category index, -1 = not scored
+        self.intersection = torch.zeros(self.num_units, self.num_labels, dtype=torch.int64, device=self.device)
+        self.truth = torch.zeros(self.num_labels, dtype=torch.int64, device=self.device)
+        self.activation_by_category = torch.zeros(
+            self.num_units, len(self.categories), dtype=torch.int64, device=self.device
+        )
+        self.active = torch.zeros(self.num_units, dtype=torch.int64, device=self.device)
+        self.images = 0
+
+    # -- accumulation ------------------------------------------------------------------------------------------------
+    def add(self, batch: TallyInput, thresholds: torch.Tensor) -> None:
+        """Count one batch of images against per-unit ``thresholds`` (``(U,)``)."""
+        acts, maps = self._check(batch, thresholds)
+        thr = thresholds.to(self.device, torch.float32)
+        nb, nu = acts.shape[:2]
+        sh, sw = maps.shape[2:]
+        num_cats = len(self.categories)
+        flat_maps = maps.flatten(2)  # (B, L, S)
+
+        img_b, img_l = self._image_label_entries(batch.image_labels)
+        # Pixels per (image, label), over all layers (bincount fails on negative numbers; too large ones are
+        # caught below).
+        keys = flat_maps + (torch.arange(nb, device=self.device) * self.num_labels)[:, None, None]
+        try:
+            per_image = torch.bincount(keys.flatten(), minlength=nb * self.num_labels)
+        except RuntimeError:
+            per_image = torch.zeros(0, dtype=torch.int64, device=self.device)
+        if per_image.numel() != nb * self.num_labels or bool((flat_maps >= self.num_labels).any()):
+            raise BrodenError(f"label maps hold label numbers outside 0..{self.num_labels - 1}")
+        per_image = per_image.view(nb, self.num_labels)
+        self.truth[1:] += per_image[:, 1:].sum(dim=0)
+        self.truth.index_add_(0, img_l, torch.full_like(img_l, sh * sw))
+
+        # Image-level categories per image (through the labels' primary categories; -1 goes to column 0, dropped).
+        image_cats = torch.zeros(nb, num_cats + 1, dtype=torch.bool, device=self.device)
+        image_cats[img_b, self.label_cat[img_l] + 1] = True
+
+        counts = torch.zeros(nb, nu, dtype=torch.int64, device=self.device)  # active pixels per (image, unit)
+        overlap = torch.zeros(nb, nu, num_cats + 1, dtype=torch.bool, device=self.device)  # lite gate
+        pixel_labels = flat_maps.transpose(1, 2).reshape(nb * sh * sw, -1)  # (B*S, L): one row per image pixel
+        cat_column = self.label_cat + 1  # column of each pixel label's category; 0 = none (pixel label 0 too)
+        cat_column[0] = 0
+        # Bilinear upsampling never exceeds the raw maximum: only these (image, unit) pairs can have active pixels.
+        pair_b, pair_u = (acts.amax(dim=(2, 3)) > thr).nonzero(as_tuple=True)
+        step = max(1, self.chunk_elements // (sh * sw))
+        for start in range(0, pair_b.numel(), step):
+            pb, pu = pair_b[start : start + step], pair_u[start : start + step]
+            p_idx, s_idx = active_pixels(acts[pb, pu], thr[pu], (sh, sw))
+            counts[pb, pu] = torch.bincount(p_idx, minlength=pb.numel())
+            labels = pixel_labels.index_select(0, pb[p_idx] * (sh * sw) + s_idx)  # (nnz, L) labels under active pixels
+            keys = (pu[p_idx] * self.num_labels)[:, None] + labels  # label 0 lands in column 0, dropped below
+            hits = torch.bincount(keys.flatten(), minlength=nu * self.num_labels).view(nu, self.num_labels)
+            self.intersection[:, 1:] += hits[:, 1:]
+            if self.compat == "netdissect-lite":
+                keys = (p_idx * (num_cats + 1))[:, None] + cat_column[labels]
+                seen = torch.bincount(keys.flatten(), minlength=pb.numel() * (num_cats + 1)) > 0
+                overlap[pb, pu] = seen.view(pb.numel(), num_cats + 1)
+
+        self.active += counts.sum(dim=0)
+        self.intersection.index_add_(1, img_l, counts[img_b].t().contiguous())
+        if self.compat == "netdissect":
+            pixel_cats = torch.zeros_like(image_cats)
+            present_b, present_l = per_image[:, 1:].nonzero(as_tuple=True)
+            pixel_cats[present_b, self.label_cat[present_l + 1] + 1] = True
+            gate = (image_cats | pixel_cats)[:, None, 1:]  # (B, 1, C): any label of c in the image
+        else:
+            gate = (overlap | image_cats[:, None, :])[:, :, 1:]  # (B, U, C)
+        self.activation_by_category += (counts[:, :, None] * gate).sum(dim=0)
+        self.images += nb
+
+    def merge(self, other: "Tally") -> None:
+        """Add the counts of ``other`` (a tally of other images with the same set-up)."""
+        same = (other.num_units, other.num_labels, other.categories, other.compat, other.upsample) == (
+            self.num_units, self.num_labels, self.categories, self.compat, self.upsample,
+        )
+        if not same or not torch.equal(other.label_cat.to(self.device), self.label_cat):
+            raise BrodenError("cannot merge tallies with different units, labels, categories or options")
+        self.intersection += other.intersection.to(self.device)
+        self.truth += other.truth.to(self.device)
+        self.activation_by_category += other.activation_by_category.to(self.device)
+        self.active += other.active.to(self.device)
+        self.images += other.images
+
+    # -- persistence -------------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Counts and set-up as CPU tensors and plain values (``torch.save``-able)."""
+        return {
+            "num_units": self.num_units,
+            "num_labels": self.num_labels,
+            "categories": list(self.categories),
+            "compat": self.compat,
+            "upsample": self.upsample,
+            "label_cat": self.label_cat.cpu(),
+            "intersection": self.intersection.cpu(),
+            "truth": self.truth.cpu(),
+            "activation_by_category": self.activation_by_category.cpu(),
+            "active": self.active.cpu(),
+            "images": self.images,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str | torch.device = "cpu") -> "Tally":
+        new = cls(
+            state["num_units"], state["num_labels"], state["categories"], {},
+            compat=state["compat"], upsample=state["upsample"], device=device,
+        )
+        new.label_cat = state["label_cat"].to(new.device)
+        for name in ("intersection", "truth", "activation_by_category", "active"):
+            setattr(new, name, state[name].to(new.device))
+        new.images = int(state["images"])
+        return new
+
+    # -- helpers -----------------------------------------------------------------------------------------------------
+    def _check(self, batch: TallyInput, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        acts, maps = batch.acts, batch.label_maps
+        if acts.dim() != 4 or maps.dim() != 4 or acts.shape[0] != maps.shape[0]:
+            raise BrodenError(
+                f"tally expects acts (B, U, h, w) and label_maps (B, L, sh, sw) for the same images; "
+                f"got {tuple(acts.shape)} and {tuple(maps.shape)}"
+            )
+        if acts.shape[1] != self.num_units or thresholds.shape != (self.num_units,):
+            raise BrodenError(f"tally was built for {self.num_units} units; got activations {tuple(acts.shape)} "
+                              f"and thresholds {tuple(thresholds.shape)}")
+        if len(batch.layer_category) != maps.shape[1] or len(batch.image_labels) != acts.shape[0]:
+            raise BrodenError("tally batch: layer_category must name each label-map layer and image_labels each image")
+        if any(not 0 <= c < len(self.categories) for c in batch.layer_category):
+            raise BrodenError(f"tally batch: a layer category index is outside 0..{len(self.categories) - 1}")
+        maps = maps.to(self.device, torch.int64)
+        return acts.to(self.device, torch.float32), maps
+
+    def _image_label_entries(
+        self, image_labels: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image-level labels as parallel (image index, label) tensors; label 0 dropped except in lite compat."""
+        keep_zero = self.compat == "netdissect-lite"
+        pairs = [(b, lab) for b, entries in enumerate(image_labels) for _, lab in entries if lab > 0 or keep_zero]
+        if any(not 0 <= lab < self.num_labels for _, lab in pairs):
+            raise BrodenError(f"image-level labels hold label numbers outside 0..{self.num_labels - 1}")
+        t = torch.tensor(pairs, dtype=torch.int64, device=self.device).reshape(-1, 2)
+        return t[:, 0], t[:, 1]

@@ -1,0 +1,139 @@
+"""TopQuantile: exact numpy agreement, streaming/merge invariance, the sketch's stated bound, persistence."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.quantile import SKETCH_ALPHA, SKETCH_MAX_BINS, TopQuantile
+from broden.errors import BrodenError
+
+
+def stream(values: np.ndarray, quantile: float, chunks: int, **kwargs) -> TopQuantile:
+    """Feed ``(N, U)`` values in ``chunks`` pieces."""
+    tq = TopQuantile(values.shape[1], quantile, **kwargs)
+    for part in np.array_split(values, chunks):
+        tq.add(torch.from_numpy(part))
+    return tq
+
+
+def reference(values: np.ndarray, quantile: float) -> np.ndarray:
+    return np.quantile(values.astype(np.float64), 1 - quantile, axis=0)
+
+
+def relu_lognormal(rng: np.random.Generator, n: int, units: int) -> np.ndarray:
+    """Post-ReLU-like data: many exact zeros, heavy right tail, ties."""
+    x = rng.lognormal(0.0, 1.5, (n, units)) * (rng.random((n, units)) < 0.4)
+    x[rng.random((n, units)) < 0.05] = 1.0
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("quantile", [0.005, 0.1, 0.5])
+@pytest.mark.parametrize("n", [1, 2, 7, 199, 1000])
+def test_exact_matches_numpy(n: int, quantile: float) -> None:
+    rng = np.random.default_rng(n)
+    values = relu_lognormal(rng, n, 4)
+    tq = stream(values, quantile, chunks=min(n, 5))
+    assert tq.method.startswith("exact")
+    np.testing.assert_allclose(tq.thresholds().numpy(), reference(values, quantile), rtol=1e-6)
+
+
+@pytest.mark.parametrize("order", ["random", "ascending", "descending"])
+def test_exact_top_k_filter_with_small_limit(order: str) -> None:
+    """exact_limit = n: the top-k is full early and filters candidates; any stream order stays exact."""
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal((20000, 3)).astype(np.float32)
+    if order != "random":
+        values = np.sort(values, axis=0)[:: 1 if order == "ascending" else -1].copy()
+    tq = stream(values, 0.005, chunks=97, exact_limit=20000)
+    assert tq.method.startswith("exact") and tq._top.shape[1] == 202  # ceil(2 * 0.005 * 20000) + 2
+    np.testing.assert_allclose(tq.thresholds().numpy(), reference(values, 0.005), rtol=1e-6)
+
+
+def test_maps_batches_and_merge_equal_one_pass() -> None:
+    rng = np.random.default_rng(2)
+    maps = rng.standard_normal((30, 5, 4, 4)).astype(np.float32)
+    whole = TopQuantile(5, 0.01)
+    whole.add(torch.from_numpy(maps))
+    first, second = TopQuantile(5, 0.01), TopQuantile(5, 0.01)
+    for i in range(0, 15, 4):
+        first.add(torch.from_numpy(maps[i : min(i + 4, 15)]))
+    second.add(torch.from_numpy(maps[15:]))
+    first.merge(second)
+    assert torch.equal(first.thresholds(), whole.thresholds())
+    rows = maps.transpose(0, 2, 3, 1).reshape(-1, 5)
+    np.testing.assert_allclose(whole.thresholds().numpy(), reference(rows, 0.01), rtol=1e-6)
+
+
+def check_sketch_bound(tq: TopQuantile, values: np.ndarray, quantile: float) -> None:
+    """|t - exact| <= alpha * max(|x_j|, |x_j+1|) for the two order statistics the level interpolates."""
+    n = values.shape[0]
+    p = (n - 1) * (1 - quantile)
+    j = int(np.floor(p))
+    ordered = np.sort(values.astype(np.float64), axis=0)
+    scale = np.maximum(np.abs(ordered[j]), np.abs(ordered[min(j + 1, n - 1)]))
+    error = np.abs(tq.thresholds().numpy().astype(np.float64) - reference(values, quantile))
+    assert np.all(error <= SKETCH_ALPHA * scale * (1 + 1e-5) + 1e-6), (error, scale)
+
+
+def test_sketch_within_stated_bound_for_large_n() -> None:
+    rng = np.random.default_rng(3)
+    values = np.concatenate([relu_lognormal(rng, 60_000, 3), rng.standard_normal((60_000, 3)).astype(np.float32)],
+                            axis=1)
+    values[:, 5] -= 3.0  # a unit whose threshold is negative (under a positive maximum)
+    tq = stream(values, 0.005, chunks=23, exact_limit=5_000)
+    assert tq.method.startswith("sketch") and "approximate" not in tq.method and tq._top is None
+    check_sketch_bound(tq, values, 0.005)
+    # Mergeable: two sketched halves, and a sketch with an exact part, stay within the bound.
+    half = stream(values[:30_000], 0.005, chunks=7, exact_limit=5_000)
+    half.merge(stream(values[30_000:], 0.005, chunks=5, exact_limit=5_000))
+    check_sketch_bound(half, values, 0.005)
+    mixed = stream(values[:50_000], 0.005, chunks=7, exact_limit=5_000)
+    mixed.merge(stream(values[50_000:], 0.005, chunks=2, exact_limit=20_000))
+    check_sketch_bound(mixed, values, 0.005)
+
+
+def test_sketch_reports_drift_below_its_seed() -> None:
+    """A stream that only falls after the switch leaves the level in the unbucketed mass: flagged, upper bound."""
+    values = np.linspace(1000.0, 1.0, 100_000, dtype=np.float32)[:, None]  # descending
+    tq = stream(values, 0.005, chunks=100, exact_limit=1_000)  # the first chunk is exact, then sketched
+    assert "1 units approximate" in tq.method
+    assert tq.thresholds().item() >= reference(values, 0.005)[0]
+
+
+def test_sketch_bound_holds_when_lowest_buckets_are_merged() -> None:
+    rng = np.random.default_rng(4)
+    values = (10.0 ** rng.uniform(-4, 13, (40_000, 2))).astype(np.float32)  # spans more than SKETCH_MAX_BINS buckets
+    tq = stream(values, 0.005, chunks=4, exact_limit=1000)
+    assert tq._bins.shape[1] == SKETCH_MAX_BINS and (tq._below > 1000).all()  # the low end left the window
+    check_sketch_bound(tq, values, 0.005)
+
+
+@pytest.mark.parametrize("limit", [10**6, 500])
+def test_state_dict_round_trip(limit: int) -> None:
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((3000, 4)).astype(np.float32)
+    tq = stream(values[:2000], 0.005, chunks=3, exact_limit=limit)
+    buf = io.BytesIO()
+    torch.save(tq.state_dict(), buf)
+    buf.seek(0)
+    resumed = TopQuantile.from_state_dict(torch.load(buf))
+    resumed.add(torch.from_numpy(values[2000:]))
+    direct = stream(values, 0.005, chunks=1, exact_limit=limit)
+    assert resumed.method == direct.method
+    assert torch.equal(resumed.thresholds(), direct.thresholds())
+
+
+def test_errors() -> None:
+    tq = TopQuantile(2)
+    with pytest.raises(BrodenError, match="no activations"):
+        tq.thresholds()
+    with pytest.raises(BrodenError, match="NaN"):
+        tq.add(torch.tensor([[0.0, float("nan")]]))
+    with pytest.raises(BrodenError, match="2 units"):
+        tq.add(torch.zeros(4, 3))
+    with pytest.raises(BrodenError, match="quantile"):
+        TopQuantile(2, 1.5)
