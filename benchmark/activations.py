@@ -1,0 +1,308 @@
+"""Where activations come from: batches of dataset rows (images and/or masks decoded in DataLoader workers), the
+forward pass, the compact on-disk cache between the two passes, and user-supplied activations (``.npz``).
+
+Activations are rounded to float16 as they are produced, in every path (cached, recomputed or supplied), so the
+thresholds, top images and tally all see the same values whether or not the cache was used.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from broden.dataset import Broden, decode_row, open_image
+from broden.errors import BrodenError
+
+CACHE_DTYPE = np.float16
+
+
+@dataclass
+class Batch:
+    """Rows ``start:end`` of the run's row order: their dataset ids, and what this pass asked to decode."""
+
+    start: int
+    end: int
+    ids: list[str]
+    images: torch.Tensor | None = None  # (B, 3, H, W) float
+    label_maps: torch.Tensor | None = None  # (B, L, sh, sw) int32, layers of the selected pixel categories stacked
+    layer_category: list[int] | None = None  # category index of each of the L layers
+    image_labels: list[list[tuple[int, int]]] | None = None  # per image: (category index, label number)
+
+
+class RowBatches(torch.utils.data.Dataset):
+    """Batch ``i`` = rows ``indices[i*bs:(i+1)*bs]`` of the dataset, read from Arrow in one slice and decoded.
+
+    ``preprocess`` given: images are decoded and preprocessed. ``categories`` given: label maps of its pixel
+    categories are decoded and stacked (each category gets as many layers as its deepest image in the batch;
+    missing layers are zeros) and image-level labels listed as (category index, label).
+    """
+
+    def __init__(
+        self,
+        dataset: Broden,
+        indices: Sequence[int],
+        batch_size: int,
+        *,
+        preprocess: Callable | None = None,
+        categories: Sequence[str] | None = None,
+        first_row: int = 0,
+    ) -> None:
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batch_size = int(batch_size)
+        self.preprocess = preprocess
+        self.first_row = int(first_row)
+        self.categories = list(categories) if categories is not None else None
+        cats = self.categories or []
+        self.pixel = [c for c in cats if c in dataset.pixel_categories]
+        self.image_level = [c for c in cats if c in dataset.image_categories]
+        self.cat_index = {c: i for i, c in enumerate(cats)}
+        columns = ["id"] + (["image"] if preprocess is not None else [])
+        if self.categories is not None:
+            columns += ["split", "source", "height", "width", "seg_height", "seg_width", "layers", "masks",
+                        *dataset.image_categories]
+        self.rows = dataset.rows.select_columns(columns)
+
+    def __len__(self) -> int:
+        return -(-(len(self.indices) - self.first_row) // self.batch_size)
+
+    def __getitem__(self, i: int) -> Batch | Failed:
+        try:
+            return self._load(i)
+        except BrodenError as exc:  # travels back from a worker as a value, not as a wrapped traceback
+            return Failed(str(exc), exc.exit_code)
+
+    def _load(self, i: int) -> Batch:
+        start = self.first_row + i * self.batch_size
+        end = min(start + self.batch_size, len(self.indices))
+        idx = self.indices[start:end]
+        contiguous = bool(np.all(np.diff(idx) == 1))
+        cols = self.rows[int(idx[0]) : int(idx[-1]) + 1] if contiguous else self.rows[idx.tolist()]
+        ids = list(cols["id"])
+        batch = Batch(start, end, ids)
+        if self.preprocess is not None:
+            images = []
+            for img, rid in zip(cols["image"], ids):
+                data = img["bytes"] if isinstance(img, dict) else img
+                image = open_image(data, rid)
+                try:
+                    images.append(self.preprocess(image))
+                except Exception as exc:  # user code: reported as one line naming the image
+                    raise BrodenError(f"image {rid}: preprocess raised {type(exc).__name__}: {exc}") from exc
+            batch.images = _stack_images(images, ids)
+        if self.categories is not None:
+            keys = list(cols)
+            rows = [{"image": None, **{k: cols[k][j] for k in keys}} for j in range(len(ids))]  # masks only
+            self._add_labels(batch, rows)
+        return batch
+
+    def _add_labels(self, batch: Batch, rows: list[dict[str, Any]]) -> None:
+        samples = [decode_row(r, self.pixel, self.image_level) for r in rows]
+        depth = {c: max((s.pixel[c].shape[0] for s in samples), default=0) for c in self.pixel}
+        layer_category = [self.cat_index[c] for c in self.pixel for _ in range(depth[c])]
+        sh = max((s.seg_height for s in samples), default=0)
+        sw = max((s.seg_width for s in samples), default=0)
+        maps = np.zeros((len(samples), len(layer_category), sh, sw), np.int32)
+        for j, s in enumerate(samples):
+            offset = 0
+            for c in self.pixel:
+                layers = s.pixel[c]
+                if layers.shape[1:] != (sh, sw) and layers.shape[0]:
+                    raise BrodenError(f"row {s.id}: segmentation size {layers.shape[1:]} differs within the batch; "
+                                      "every image of a dataset must share one segmentation size")
+                maps[j, offset : offset + layers.shape[0]] = layers
+                offset += depth[c]
+        batch.label_maps = torch.from_numpy(maps)
+        batch.layer_category = layer_category
+        batch.image_labels = [
+            [(self.cat_index[c], int(n)) for c in self.image_level for n in s.image_labels[c]] for s in samples
+        ]
+
+
+def _stack_images(images: list[Any], ids: list[str]) -> torch.Tensor:
+    first = images[0]
+    for img, rid in zip(images, ids):
+        if not isinstance(img, torch.Tensor) or img.dim() != 3 or img.shape[0] != 3:
+            shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+            raise BrodenError(f"image {rid}: preprocess returned {shape}; it must return a float tensor (3, H, W)")
+        if img.shape != first.shape:
+            raise BrodenError(f"image {rid}: preprocess returned {tuple(img.shape)} but {tuple(first.shape)} before; "
+                              "it must give every image the same size")
+    return torch.stack(images).to(torch.float32)
+
+
+@dataclass
+class Failed:
+    """A batch that could not be decoded: the one-line error, re-raised in the main process."""
+
+    message: str
+    exit_code: int = 2
+
+
+def _keep(batch: Batch | Failed) -> Batch | Failed:
+    return batch
+
+
+def batch_loader(batches: RowBatches, workers: int) -> Iterator[Batch]:
+    """Iterate ``batches`` in order, decoded in ``workers`` processes (0: in this process)."""
+    if workers <= 0 or len(batches) <= 1:
+        items: Iterable[Batch | Failed] = (batches[i] for i in range(len(batches)))
+    else:
+        items = torch.utils.data.DataLoader(
+            batches, batch_size=None, shuffle=False, num_workers=min(workers, len(batches)),
+            collate_fn=_keep, prefetch_factor=2, persistent_workers=False,
+        )
+    for item in items:
+        if isinstance(item, Failed):
+            raise BrodenError(item.message, item.exit_code)
+        yield item
+
+
+def check_finite(layer: str, acts: torch.Tensor, ids: Sequence[str]) -> torch.Tensor:
+    """``acts`` rounded to float16; NaN/Inf, or values beyond float16's range, are an error naming the image."""
+    half = acts.to(torch.float16)
+    bad = ~torch.isfinite(half).flatten(1).all(dim=1)
+    if bool(bad.any()):
+        j = int(torch.nonzero(bad)[0])
+        if bool(torch.isfinite(acts[j]).all()):
+            raise BrodenError(f"layer {layer!r}: activations beyond float16's range (|x| > 65504) on image {ids[j]}; "
+                              "scale the layer's output down in the model file")
+        raise BrodenError(f"layer {layer!r}: NaN or Inf activations on image {ids[j]}; check the model and its weights")
+    return half
+
+
+class ActivationCache:
+    """One raw float16 file per layer, (N, U, h, w) row-major, written and read by row ranges.
+
+    Plain positioned reads and writes rather than a memory map: the page cache holds the data, so the process's
+    resident memory does not grow with the number of images.
+    """
+
+    def __init__(self, directory: Path, shapes: dict[str, tuple[int, int, int]], num_rows: int, *, resume: bool) -> None:
+        self.dir = Path(directory)
+        self.shapes = shapes
+        self.num_rows = num_rows
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._files = {}
+        for i, (layer, shape) in enumerate(shapes.items()):
+            path = self.dir / f"layer{i}.f16"
+            size = num_rows * int(np.prod(shape)) * 2
+            f = open(path, "r+b" if resume else "w+b")
+            f.truncate(size)
+            self._files[layer] = f
+
+    @staticmethod
+    def intact(directory: Path, shapes: dict[str, tuple[int, int, int]], num_rows: int) -> bool:
+        """Whether a previous run left every layer's file at its full size (resumable)."""
+        for i, shape in enumerate(shapes.values()):
+            path = Path(directory) / f"layer{i}.f16"
+            if not path.is_file() or path.stat().st_size != num_rows * int(np.prod(shape)) * 2:
+                return False
+        return True
+
+    @staticmethod
+    def nbytes(shapes: dict[str, tuple[int, int, int]], num_rows: int) -> int:
+        return sum(num_rows * int(np.prod(s)) * 2 for s in shapes.values())
+
+    def write(self, layer: str, start: int, acts: torch.Tensor) -> None:
+        data = acts.detach().to("cpu", torch.float16).contiguous().numpy()
+        f = self._files[layer]
+        f.seek(start * int(np.prod(self.shapes[layer])) * 2)
+        f.write(memoryview(data).cast("B"))
+
+    def read(self, layer: str, start: int, end: int) -> torch.Tensor:
+        shape = self.shapes[layer]
+        out = np.empty((end - start, *shape), CACHE_DTYPE)
+        f = self._files[layer]
+        f.seek(start * int(np.prod(shape)) * 2)
+        if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+            raise BrodenError(f"{self.dir}: activation cache is truncated; run again with --force")
+        return torch.from_numpy(out)
+
+    def flush(self) -> None:
+        for f in self._files.values():
+            f.flush()
+            os.fsync(f.fileno())
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+
+class SuppliedActivations:
+    """``--activations acts.npz``: ``activations`` (N, U, h, w) and ``image`` (N dataset ids), read by row ranges.
+
+    An uncompressed npz member is memory-mapped (nothing is loaded up front); a compressed one is loaded whole.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], dataset: Broden) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise BrodenError(f"{self.path}: activations file not found")
+        try:
+            npz = np.load(self.path, allow_pickle=False)
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise BrodenError(f"{self.path}: not a readable .npz file ({exc})") from exc
+        with npz:
+            missing = [k for k in ("activations", "image") if k not in npz.files]
+            if missing:
+                raise BrodenError(f"{self.path}: no {missing[0]!r} array; the npz needs 'activations' (N, units, h, w) "
+                                  "and 'image' (N dataset ids)")
+            ids = npz["image"]
+            self.layer = str(npz["layer"]) if "layer" in npz.files else "activations"
+        self.array = _npz_member(self.path, "activations")
+        if self.array.ndim != 4:
+            raise BrodenError(f"{self.path}: 'activations' has shape {self.array.shape}; expected (N, units, h, w)")
+        if ids.ndim != 1 or ids.shape[0] != self.array.shape[0] or ids.dtype.kind not in "US":
+            raise BrodenError(f"{self.path}: 'image' must be {self.array.shape[0]} dataset ids (strings), one per "
+                              f"activation row; got shape {ids.shape} of {ids.dtype}")
+        if ids.shape[0] == 0:
+            raise BrodenError(f"{self.path}: no activation rows")
+        self.ids = [str(x) for x in ids.tolist()]
+        self.dataset_ids = list(dataset.ids)
+        position = {rid: i for i, rid in enumerate(self.dataset_ids)}
+        unknown = [rid for rid in self.ids if rid not in position]
+        if unknown:
+            raise BrodenError(f"{self.path}: image id {unknown[0]!r} is not in the dataset {dataset.path} "
+                              f"({len(unknown)} unknown id(s)); the ids must be the dataset's 'id' column")
+        if len(set(self.ids)) != len(self.ids):
+            raise BrodenError(f"{self.path}: an image id appears twice in 'image'; list each image once")
+        self.indices = [position[rid] for rid in self.ids]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.array.shape[1:])  # type: ignore[return-value]
+
+    def read(self, start: int, end: int) -> torch.Tensor:
+        return torch.from_numpy(np.array(self.array[start:end], dtype=np.float32))  # a copy: the map is read-only
+
+
+def _npz_member(path: Path, name: str) -> np.ndarray:
+    """Memory-map ``name`` from an uncompressed npz; load it when it is compressed."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(f"{name}.npy")
+        if info.compress_type == zipfile.ZIP_STORED:
+            with open(path, "rb") as f:
+                f.seek(info.header_offset)
+                header = f.read(30)
+                name_len = int.from_bytes(header[26:28], "little")
+                extra_len = int.from_bytes(header[28:30], "little")
+                f.seek(info.header_offset + 30 + name_len + extra_len)
+                version = np.lib.format.read_magic(f)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read_header(f)
+                offset = f.tell()
+            if dtype.hasobject:
+                raise BrodenError(f"{path}: '{name}' must be a numeric array")
+            if np.prod(shape) == 0:
+                return np.zeros(shape, dtype)
+            return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+    with np.load(path, allow_pickle=False) as npz:
+        return npz[name]
