@@ -61,7 +61,7 @@ def print_summary_table(results: dict[str, Any]) -> None:
     from rich.table import Table
 
     columns = [c for c in summary_columns(results) if c == "all" or c in results["protocol"]["categories"]]
-    console = Console()
+    console = Console(width=max(Console().width, 110))  # category names must not be cut off in pipes and logs
     for layer in results["layers"]:
         s = layer["summary"]
         table = Table(
