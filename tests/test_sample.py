@@ -140,7 +140,7 @@ def test_colors_are_named_on_full_resolution_pixels_and_reduced_like_scipy_zoom(
     left[:, :150] = True
     canvas.fill(left, flat((255, 0, 0), noise=0), rng, object="wall")
     canvas.fill(~left, flat((0, 0, 255), noise=0), rng)
-    canvas.rgb[:] = np.rint(canvas.rgb / canvas.rgb.max(axis=(0, 1))) * 255  # undo the fill's brightness jitter
+    canvas.rgb[:] = np.rint(canvas.rgb / np.maximum(canvas.rgb.max(axis=(0, 1)), 1)) * 255  # undo brightness jitter
     jpeg, maps, names = finish(canvas, 224)
     color = np.vectorize(lambda i: names[i])(maps["color"][0])
     cols = np.rint(np.arange(112) * 400 / 111).astype(int)  # scipy's corner-aligned nearest choice
