@@ -179,7 +179,7 @@ class _Run:
         results = self._results()
         self.out.mkdir(parents=True, exist_ok=True)
         self._write_top_maps(self.out / TOP_MAPS_FILE)
-        write_results(results_path, results)
+        write_results(results_path, results, check_every_unit=False)
         if not self.settings.keep_cache:
             self.ckpt.remove()
         return Outcome(results_path, results, skipped=False)
