@@ -84,6 +84,10 @@ RELEASES: dict[int, Release] = {
 }
 
 
+#: Where ``broden download`` puts releases unless told otherwise, and so where ``benchmark score`` looks by default.
+DEFAULT_DEST = Path("broden-data")
+
+
 def get_release(size: int) -> Release:
     """The release for an image size, or a BrodenError listing the sizes that exist."""
     try:

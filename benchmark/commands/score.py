@@ -35,8 +35,10 @@ import re
 from pathlib import Path
 
 from broden.errors import BrodenError
+from broden.releases import DEFAULT_DEST, ReleasePaths, get_release
 
-DEFAULT_DATASET = "broden1_224"
+# the dataset `broden download` writes by default, so the two commands work together without flags
+DEFAULT_DATASET = str(ReleasePaths(DEFAULT_DEST, get_release(224)).dataset)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

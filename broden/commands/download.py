@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from broden.releases import DEFAULT_DEST
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, choices=(224, 227, 384), default=224,
                         help="image size of the release: 224 for VGG/ResNet/GoogLeNet, 227 for AlexNet "
                              "(default: %(default)s)")
-    parser.add_argument("--dest", type=Path, default=Path("broden-data"),
+    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST,
                         help="directory for the archive, the extracted release and the dataset "
                              "(default: %(default)s)")
     parser.add_argument("--url", action="append", metavar="URL",
