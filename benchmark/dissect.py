@@ -161,7 +161,7 @@ class _Run:
         if results_path.is_file() and not self.settings.force:
             # written validated and atomically by a previous run: reading its key needs no schema check
             existing = parse_json_strict(results_path.read_bytes(), str(results_path))
-            if isinstance(existing, dict) and existing.get("environment", {}).get("run_key") == self.key:
+            if existing.get("environment", {}).get("run_key") == self.key:
                 return Outcome(results_path, existing, skipped=True)
             raise BrodenError(f"{results_path} holds the results of a different run (model, layers, settings or "
                               "dataset differ); pass --force to replace them, or choose another --out")

@@ -9,7 +9,9 @@ different numbers in the same file.
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -75,25 +77,72 @@ def validate_results(obj: Any, where: str = "results") -> None:
         raise BrodenError(f"{where}: {_json_path(err.absolute_path)}: {message}")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+@dataclass(frozen=True)
+class _Bad:
+    """Placeholder the parser leaves where a value is not allowed, so the walk can report its JSON path."""
+
+    reason: str
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
+class _Object(dict):
+    duplicate: str | None = None
 
 
-def parse_json_strict(text: str | bytes, where: str) -> Any:
-    """Parse JSON rejecting NaN/Infinity and duplicate keys, with a one-line error naming ``where``."""
+def _pairs(items: list[tuple[str, Any]]) -> _Object:
+    obj = _Object()
+    for key, value in items:
+        if key in obj and obj.duplicate is None:
+            obj.duplicate = key
+        obj[key] = value
+    return obj
+
+
+def _number(text: str) -> float | _Bad:
+    value = float(text)
+    return value if math.isfinite(value) else _Bad(f"{text} overflows to infinity")
+
+
+def _find_bad(value: Any, parts: list[str | int]) -> str | None:
+    """The first disallowed value (NaN, Infinity, duplicate key) as 'PATH: reason', depth first."""
+    if isinstance(value, _Bad):
+        return f"{_json_path(parts)}: {value.reason}"
+    if isinstance(value, _Object):
+        if value.duplicate is not None:
+            return f"{_json_path(parts)}: duplicate key {value.duplicate!r}; each key may appear once"
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, child in items:
+        if (found := _find_bad(child, parts + [key])) is not None:
+            return found
+    return None
+
+
+def parse_json_strict(data: bytes, where: str) -> dict[str, Any]:
+    """Parse a results file, rejecting by JSON path: NaN/Infinity, numbers that overflow, duplicate keys, text that
+    is not UTF-8, and a top level that is not an object. Errors are one line: ``where: $.path: reason``."""
     try:
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BrodenError(f"{where}: not valid JSON ({exc}); regenerate it with 'benchmark score'") from exc
+        obj = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_pairs,
+            parse_constant=lambda name: _Bad(f"{name} is not allowed; use a finite number"),
+            parse_float=_number,
+            parse_int=lambda text: _number(text) if len(text) > 300 else int(text),
+        )
+        bad = _find_bad(obj, [])
+    except UnicodeDecodeError as exc:
+        raise BrodenError(f"{where}: $: not UTF-8 text (byte {exc.start}); a results file is a JSON file") from None
+    except json.JSONDecodeError as exc:
+        raise BrodenError(f"{where}: $: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise BrodenError(f"{where}: $: nested too deeply to be a results file") from None
+    if bad:
+        raise BrodenError(f"{where}: {bad}")
+    if not isinstance(obj, dict):
+        raise BrodenError(f"{where}: $: the top level is a {type(obj).__name__}, a results file is a JSON object")
+    return obj
 
 
 def load_results(path: str | os.PathLike[str], *, max_bytes: int = MAX_RESULTS_BYTES) -> dict[str, Any]:

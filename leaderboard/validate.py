@@ -9,14 +9,12 @@ shown as "other protocol" rather than rejected.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.results import validate_results
+from benchmark.results import parse_json_strict, validate_results
 from benchmark.summary import summarize_layer
 from broden.errors import BrodenError
 from leaderboard import protocol
@@ -46,75 +44,12 @@ class _Invalid(Exception):
     """Stops validation at a problem later checks cannot get past."""
 
 
-@dataclass(frozen=True)
-class _Bad:
-    """Placeholder the parser leaves where a value is not allowed, so the walk can report its JSON path."""
-
-    reason: str
-
-
-class _Object(dict):
-    duplicate: str | None = None
-
-
-def _pairs(items: list[tuple[str, Any]]) -> _Object:
-    obj = _Object()
-    for key, value in items:
-        if key in obj and obj.duplicate is None:
-            obj.duplicate = key
-        obj[key] = value
-    return obj
-
-
-def _number(text: str) -> float | _Bad:
-    value = float(text)
-    return value if math.isfinite(value) else _Bad(f"{text} overflows to infinity")
-
-
-def _path(parts: list[str | int]) -> str:
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
-
-
-def _find_bad(value: Any, parts: list[str | int]) -> str | None:
-    """The first disallowed value (NaN, Infinity, duplicate key) as 'PATH: reason', depth first."""
-    if isinstance(value, _Bad):
-        return f"{_path(parts)}: {value.reason}"
-    if isinstance(value, _Object):
-        if value.duplicate is not None:
-            return f"{_path(parts)}: duplicate key {value.duplicate!r}; each key may appear once"
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, child in items:
-        if (found := _find_bad(child, parts + [key])) is not None:
-            return found
-    return None
-
-
-def parse(data: bytes) -> Any:
-    """JSON with NaN/Infinity, overflowing numbers and duplicate keys rejected by JSON path."""
+def parse(data: bytes) -> dict[str, Any]:
+    """The shared strict parser (every rejection names a JSON path), as a validation stop."""
     try:
-        obj = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_pairs,
-            parse_constant=lambda name: _Bad(f"{name} is not allowed; use a finite number"),
-            parse_float=_number,
-            parse_int=lambda text: _number(text) if len(text) > 300 else int(text),
-        )
-        bad = _find_bad(obj, [])
-    except UnicodeDecodeError as exc:
-        raise _Invalid(f"$: not UTF-8 text (byte {exc.start}); a submission is a JSON file") from None
-    except json.JSONDecodeError as exc:
-        raise _Invalid(f"$: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    except RecursionError:
-        raise _Invalid("$: nested too deeply to be a results file") from None
-    if bad:
-        raise _Invalid(bad)
-    if not isinstance(obj, dict):
-        raise _Invalid(f"$: the top level is a {type(obj).__name__}, a results file is a JSON object")
-    return obj
+        return parse_json_strict(data, "submission")
+    except BrodenError as exc:
+        raise _Invalid(str(exc).removeprefix("submission: ")) from None
 
 
 def _check_sizes(obj: dict[str, Any]) -> None:

@@ -134,7 +134,7 @@ def test_malformed_json_is_rejected_naming_the_field(tmp_path: Path, case: str) 
 def test_not_utf8_and_oversized_files_are_rejected_before_parsing(tmp_path: Path) -> None:
     binary = tmp_path / "binary.json"
     binary.write_bytes(b"\xff\xfe{}")
-    assert validate_submission(binary).errors == ["$: not UTF-8 text (byte 0); a submission is a JSON file"]
+    assert validate_submission(binary).errors == ["$: not UTF-8 text (byte 0); a results file is a JSON file"]
     big = tmp_path / "big.json"
     with open(big, "wb") as f:
         f.truncate(50 * 1024 * 1024)  # sparse: 50 MB of zeros, never read

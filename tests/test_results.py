@@ -44,9 +44,11 @@ def test_invalid_object_never_reaches_disk(tmp_path, alexnet) -> None:
 @pytest.mark.parametrize(
     "text, reason",
     [
-        ('{"a": NaN}', "NaN is not valid JSON"),
-        ('{"a": 1, "a": 2}', "duplicate key 'a'"),
-        ("not json at all", "not valid JSON"),
+        ('{"a": NaN}', r"\$\.a: NaN is not allowed"),
+        ('{"a": {"b": [1, 1e999]}}', r"\$\.a\.b\[1\]: 1e999 overflows to infinity"),
+        ('{"a": 1, "a": 2}', r"\$: duplicate key 'a'"),
+        ("not json at all", r"\$: not valid JSON"),
+        ("[1, 2]", r"\$: the top level is a list"),
     ],
 )
 def test_strict_parsing(tmp_path, text, reason) -> None:
