@@ -29,6 +29,7 @@ import numpy as np
 from broden import atomic
 from broden.errors import BrodenError
 from broden.labels import BRODEN_CATEGORIES
+from broden.masks import encode_label_map, reduce_nearest
 from broden.parallel import default_workers, ordered_map
 from broden.progress import make_progress
 from broden.sources import Source, colors, fail, get_sources, registry
@@ -80,17 +81,6 @@ def resize_photo(photo, size: int) -> bytes:
     return buf.getvalue()
 
 
-def reduce_mask(label_map: np.ndarray, size: int) -> np.ndarray:
-    """An (H, W) label map reduced to size x size by ``scipy.ndimage.zoom(order=0)``: the original's pixel choice.
-
-    zoom's output shape is ``round(H * size / H)``, which is exactly ``size``.
-    """
-    from scipy.ndimage import zoom
-
-    h, w = label_map.shape
-    return zoom(label_map, (size / h, size / w), order=0)
-
-
 def label_statistics(pixel: dict[str, list[np.ndarray]], image: dict[str, list[int]]) -> dict[tuple[str, int], float]:
     """(category, raw code) -> covered fraction of one image (1.0 for image-level labels); code 0 ignored.
 
@@ -126,7 +116,7 @@ def process_image(source: Source, root: Path, item: Any, size: int) -> dict[str,
         "name": img.name,
         "jpeg": resize_photo(photo, size),
         "pixel": {
-            cat: np.stack([reduce_mask(l, seg) for l in layers]).astype(np.uint16)
+            cat: np.stack([reduce_nearest(l, seg) for l in layers]).astype(np.uint16)
             if layers
             else np.zeros((0, seg, seg), np.uint16)
             for cat, layers in pixel.items()
@@ -275,8 +265,6 @@ def read_sources(
 
 def _rows_of_chunk(task: tuple[str, Path, list[str], dict[str, np.ndarray], int]) -> list[dict[str, Any]]:
     """Worker: translate one cached chunk to global numbers and encode the dataset rows."""
-    from broden.masks import encode_label_map
-
     source, path, names, lookups, size = task
     rows = []
     for name, rec in zip(names, _read_chunk(path, records=True)):

@@ -70,6 +70,19 @@ def decode_label_maps(
     return out.reshape(num_layers, height, width)
 
 
+def reduce_nearest(label_maps: np.ndarray, size: int) -> np.ndarray:
+    """(..., H, W) label maps reduced to (..., size, size) with Broden's own pixel choice.
+
+    The original builder used ``scipy.ndimage.zoom(order=0)``, whose corner-aligned nearest index differs from PIL's
+    NEAREST (10 -> 4 columns: scipy takes 0, 3, 6, 9; PIL 1, 3, 6, 8), so the same call is used here. Leading axes
+    (layers) are kept; the dtype is kept.
+    """
+    from scipy import ndimage
+
+    h, w = label_maps.shape[-2:]
+    return ndimage.zoom(label_maps, (1,) * (label_maps.ndim - 2) + (size / h, size / w), order=0)
+
+
 def label_map_from_rgb(rgb: np.ndarray) -> np.ndarray:
     """Decode a legacy Broden label PNG (label = R + 256*G; blue unused) to int32."""
     if rgb.ndim == 2:  # a grayscale/palette PNG carries the label in its single channel

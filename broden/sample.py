@@ -19,13 +19,12 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from broden.colors import COLOR_NAMES, color_index_map, color_label_name
 from broden.dataset import Broden, write_dataset
 from broden.errors import BrodenError
 from broden.labels import BRODEN_CATEGORIES, Category, assign_codes
-from broden.masks import encode_label_map
+from broden.masks import encode_label_map, reduce_nearest
 from broden.progress import track
 from broden.sample_assets import MATERIALS
 from broden.sample_scenes import SCENES, TEXTURES, Canvas, draw_scene, draw_surfaces, draw_texture
@@ -48,12 +47,6 @@ class Drawn:
     maps: dict[str, np.ndarray]  # pixel category -> (layers, seg, seg) local ids (uint8)
     names: list[str]  # local id -> label name
     image_labels: dict[str, list[str]]
-
-
-def _reduce(label_maps: np.ndarray, seg: int) -> np.ndarray:
-    """(L, H, W) -> (L, seg, seg) by nearest selection with scipy's corner-aligned index choice (as Broden)."""
-    _, h, w = label_maps.shape
-    return ndimage.zoom(label_maps, (1, seg / h, seg / w), order=0, output=np.uint8)
 
 
 def draw_image(index: int, size: int, seed: int) -> Drawn:
@@ -90,7 +83,7 @@ def finish(canvas: Canvas, size: int) -> tuple[bytes, dict[str, np.ndarray], lis
     seg = size // 2
     buf = io.BytesIO()
     Image.fromarray(pixels).resize((size, size), Image.BILINEAR).save(buf, "JPEG", quality=JPEG_QUALITY)
-    return buf.getvalue(), {c: _reduce(m, seg) for c, m in maps.items()}, names
+    return buf.getvalue(), {c: reduce_nearest(m, seg).astype(np.uint8) for c, m in maps.items()}, names
 
 
 def _stats(drawn: list[Drawn]) -> dict[tuple[str, str], tuple[int, float]]:

@@ -11,10 +11,11 @@ import pytest
 
 import source_fixtures as sf
 from http_fixture import Reply, http_server  # noqa: F401  (the fixture)
-from broden.build import BuildOptions, build, reduce_mask
+from broden.build import BuildOptions, build
 from broden.cli import main
 from broden.dataset import load
 from broden.errors import BrodenError
+from broden.masks import reduce_nearest
 
 OPTS = dict(size=224, min_frequency=2, min_coverage=0.05, workers=1)
 
@@ -105,9 +106,9 @@ def test_masks_follow_nearest_selection_of_translated_labels(built):
     assert sample.image().size == (224, 224)
 
 
-def test_reduce_mask_uses_scipy_corner_aligned_pixels():
+def test_reduce_nearest_uses_scipy_corner_aligned_pixels():
     row = np.arange(10, dtype=np.int32)[None, :].repeat(10, 0)
-    assert reduce_mask(row, 4)[0].tolist() == [0, 3, 6, 9]  # PIL NEAREST would pick 1, 3, 6, 8
+    assert reduce_nearest(row, 4)[0].tolist() == [0, 3, 6, 9]  # PIL NEAREST would pick 1, 3, 6, 8
 
 
 def test_resume_only_and_nothing_half_written(tmp_path, monkeypatch):
