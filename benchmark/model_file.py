@@ -17,13 +17,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib.util
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from broden.download import file_digests
 from broden.errors import BrodenError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -52,14 +52,6 @@ TORCHVISION_DEFAULT_LAYERS = {
     "shufflenet": "conv5",
     "squeezenet": "features.12",
 }
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class DefaultPreprocess:
@@ -209,7 +201,7 @@ def _load_file(path: Path) -> LoadedModel:
         preprocess=ModelFilePreprocess(str(path.resolve()), pre) if pre is not None else None,
         extra_tokens=extra,
         file=str(path),
-        file_sha256=sha256_file(path),
+        file_sha256=file_digests(Path(path))[0],
         weights_sha256=str(weights_sha).lower() if weights_sha else None,
         weights_url=_opt_str(metadata.get("weights_url")),
         metadata=_jsonable(metadata),
@@ -269,7 +261,7 @@ def _load_torchvision(name: str, weights_too: bool = True) -> LoadedModel:
         source="torchvision",
         module=model,
         layers=[layer] if layer else None,
-        weights_sha256=sha256_file(local) if local.is_file() else None,
+        weights_sha256=file_digests(Path(local))[0] if local.is_file() else None,
         weights_url=weights.url,
         metadata={
             "architecture": name,

@@ -14,8 +14,9 @@ import torch
 from benchmark.activations import Batch, RowBatches, SuppliedActivations, batch_loader, check_finite
 from benchmark.checkpoint import module_digest
 from benchmark.layers import LayerTaps
-from benchmark.model_file import DefaultPreprocess, LoadedModel, sha256_file
+from benchmark.model_file import DefaultPreprocess, LoadedModel
 from broden.dataset import Broden
+from broden.download import file_digests
 from broden.errors import BrodenError
 
 Acts = dict[str, torch.Tensor]
@@ -87,7 +88,7 @@ class SuppliedSource:
         return {"kind": "supplied", "file": str(self.supplied.path)}
 
     def identity(self) -> dict[str, Any]:
-        return {"activations": sha256_file(self.supplied.path)}
+        return {"activations": file_digests(self.supplied.path)[0]}
 
 
 def _image_size(dataset: Broden) -> tuple[int, int]:

@@ -11,6 +11,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("BRODEN_PROGRESS", "0")
 
+#: the local HTTP server with fault injection (fixture ``http_server``) for every test that downloads
+pytest_plugins = ("http_fixture",)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REFERENCE = SHARED / "reference" / "netdissect-cvpr2017"

@@ -10,7 +10,7 @@ Every request is recorded (method, path, headers) for assertions. Unknown paths 
 The server binds 127.0.0.1 on a free port, serves from daemon threads and is shut down when the ``http_server``
 fixture's test ends; handlers time out so a stuck client cannot hang the test session.
 
-    from http_fixture import Reply, http_server  # noqa: F401  (the fixture)
+    from http_fixture import Reply  # the `http_server` fixture is registered in conftest.py
 
     def test_resume(http_server):
         url = http_server.serve("/f.zip", data, replies=[Reply(drop_after=100)])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import source_fixtures as sf
-from http_fixture import Reply, http_server  # noqa: F401  (the fixture)
+from http_fixture import Reply
 from broden.build import BuildOptions, build
 from broden.cli import main
 from broden.dataset import load

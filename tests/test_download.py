@@ -14,7 +14,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from http_fixture import Reply, http_server  # noqa: F401  (the fixture)
+from http_fixture import Reply
 
 from broden import download as dl
 from broden.cli import main

@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 import source_fixtures as sf
-from http_fixture import http_server  # noqa: F401  (the fixture)
 from broden.errors import BrodenError
 from broden.sources import get_sources, registry
 from broden.sources.ade20k import decode_classes, read_index, scene_names
