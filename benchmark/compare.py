@@ -19,8 +19,9 @@ from typing import Any
 
 from broden import atomic
 from broden.errors import BrodenError
+from broden.filenames import distinct_names
 from benchmark import charts
-from benchmark.report import CONVENTIONS, render, slugs
+from benchmark.report import CONVENTIONS, render
 from benchmark.results import load_results, ordered_categories
 from benchmark.tables import to_csv
 
@@ -238,7 +239,7 @@ def _units_section(entries: Sequence[Entry]) -> list[dict[str, Any]]:
 
 def _checkpoint_charts(root: Path, entries: Sequence[Entry], categories: Sequence[str]) -> list[dict[str, Any]]:
     names = [e.name for e in entries]
-    slug = slugs([layer["name"] for layer in entries[0].results["layers"]])
+    slug = distinct_names([layer["name"] for layer in entries[0].results["layers"]], "layer")
     out = []
     for i, layer in enumerate(entries[0].results["layers"]):
         summaries = [e.results["layers"][i]["summary"] for e in entries]

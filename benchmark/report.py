@@ -12,7 +12,6 @@ still shows the summary and charts and says why the images are missing.
 from __future__ import annotations
 
 import os
-import re
 import zipfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ import numpy as np
 
 from broden import __version__, atomic
 from broden.errors import BrodenError
+from broden.filenames import distinct_names
 from benchmark import charts, overlay
 from benchmark.results import load_results, ordered_categories
 
@@ -60,20 +60,6 @@ def _environment():
 def render(template: str, **context: Any) -> str:
     """Render one of benchmark/templates with autoescaping; shared by the report and the comparison pages."""
     return _environment().get_template(template).render(**context)
-
-
-def slugs(names: Sequence[str]) -> dict[str, str]:
-    """A distinct, file-name-safe slug per layer name (``layer4.2.conv3`` stays, ``a/b`` becomes ``a_b``)."""
-    out: dict[str, str] = {}
-    used: set[str] = set()
-    for name in names:
-        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "layer"
-        slug, n = base, 2
-        while slug.lower() in used:
-            slug, n = f"{base}-{n}", n + 1
-        used.add(slug.lower())
-        out[name] = slug
-    return out
 
 
 def histogram(units: Sequence[Mapping[str, Any]], category: str, iou_threshold: float) -> list[tuple[str, int]]:
@@ -318,7 +304,7 @@ def build_report(
     protocol = results["protocol"]
     thr = protocol["iou_threshold"]
     categories = ordered_categories(protocol["categories"])
-    slug = slugs([layer["name"] for layer in results["layers"]])
+    slug = distinct_names([layer["name"] for layer in results["layers"]], "layer")
     pages = [f"layer-{slug[layer['name']]}.html" for layer in results["layers"]]
 
     with atomic.atomic_path(out, is_dir=True) as root:

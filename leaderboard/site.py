@@ -15,7 +15,6 @@ shows every layer.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,6 +26,7 @@ from benchmark import charts
 from benchmark.results import ordered_categories
 from broden import atomic
 from broden.errors import BrodenError
+from broden.filenames import distinct_names
 from leaderboard import protocol
 from leaderboard.validate import validate_submission
 
@@ -79,28 +79,21 @@ class Site:
     rejected: list[Rejected] = field(default_factory=list)
 
 
-def _page_slug(stem: str, taken: set[str]) -> str:
-    base = re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-")[:80] or "model"
-    name, n = base, 2
-    while name in taken:
-        name, n = f"{base}-{n}", n + 1
-    taken.add(name)
-    return name
-
-
 def load(directory: str | os.PathLike[str]) -> Site:
     """Validate every submission in ``directory`` and rank the valid ones."""
     directory = Path(directory)
     if not directory.is_dir():
         raise BrodenError(f"{directory}: no such submissions directory")
     site = Site()
-    taken: set[str] = set()
+    valid = []
     for path in sorted(directory.glob("*.json")):
         verdict = validate_submission(path)
         if verdict.ok and verdict.results is not None:
-            site.entries.append(Entry(path.name, _page_slug(path.stem, taken), verdict.results, verdict.warnings))
+            valid.append((path, verdict))
         else:
             site.rejected.append(Rejected(path.name, verdict.errors))
+    pages = distinct_names([path.stem for path, _ in valid], "model")
+    site.entries = [Entry(path.name, pages[path.stem], v.results, v.warnings) for path, v in valid]
     _rank(site.entries)
     return site
 

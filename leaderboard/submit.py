@@ -12,21 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shlex
 from pathlib import Path
 from typing import Any
 
 from broden import atomic
 from broden.errors import BrodenError
+from broden.filenames import slug
 from leaderboard.validate import Verdict, validate_submission
 
 HASHED_FIELDS = ("name", "model", "dataset", "protocol", "layers")
-
-
-def slug(text: str, limit: int = 60) -> str:
-    """Lower-case ASCII letters, digits and dashes: safe in file names and URLs."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-") or "model"
 
 
 def content_hash(results: dict[str, Any]) -> str:

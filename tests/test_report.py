@@ -17,7 +17,8 @@ from PIL import Image
 
 from benchmark import charts, overlay
 from benchmark.cli import main as benchmark_main
-from benchmark.report import build_report, histogram, slugs
+from benchmark.report import build_report, histogram
+from broden.filenames import distinct_names
 from benchmark.results import validate_results
 from benchmark.summary import summarize_layer
 from broden.dataset import Broden, write_dataset
@@ -258,7 +259,7 @@ def test_histogram_counts_per_category_rule() -> None:
 
 
 def test_layer_slugs_are_safe_and_distinct() -> None:
-    assert slugs(["layer4.2.conv3", "fc<6>/a", "fc<6>:a", "..", "A", "a"]) == {
+    assert distinct_names(["layer4.2.conv3", "fc<6>/a", "fc<6>:a", "..", "A", "a"], "layer") == {
         "layer4.2.conv3": "layer4.2.conv3",
         "fc<6>/a": "fc_6_a",
         "fc<6>:a": "fc_6_a-2",

@@ -31,10 +31,10 @@ examples:
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from broden.errors import BrodenError
+from broden.filenames import safe_name
 from broden.releases import DEFAULT_DEST, ReleasePaths, get_release
 
 # the dataset `broden download` writes by default, so the two commands work together without flags
@@ -76,11 +76,6 @@ def _split(value: str | None) -> list[str] | None:
     return items or None
 
 
-def slug(name: str) -> str:
-    """A directory name for a model name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
-
-
 def run(args: argparse.Namespace) -> int:
     from benchmark.dissect import Settings, score_activations, score_model
     from broden.dataset import load
@@ -107,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             raise BrodenError("--layers does not apply to --activations (the npz holds one layer)")
         supplied = SuppliedActivations(args.activations, dataset)
         name = args.name or Path(args.activations).stem
-        out = Path(args.out or Path("results") / slug(name))
+        out = Path(args.out or Path("results") / safe_name(name, "model"))
         outcome = score_activations(supplied, dataset, out, settings, name=name)
     else:
         from benchmark.model_file import load_model
@@ -115,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model)
         if args.name:
             model.name = args.name
-        out = Path(args.out or Path("results") / slug(model.name))
+        out = Path(args.out or Path("results") / safe_name(model.name, "model"))
         outcome = score_model(model, dataset, out, settings)
     if outcome.skipped:
         print(f"already scored: {outcome.path} (same model, layers, settings and dataset); pass --force to redo it")
