@@ -162,9 +162,10 @@ def load_results(path: str | os.PathLike[str], *, max_bytes: int = MAX_RESULTS_B
 def write_results(path: str | os.PathLike[str], obj: dict[str, Any], *, check_every_unit: bool = True) -> Path:
     """Validate ``obj`` and write it atomically as compact JSON; an invalid object never reaches the disk.
 
-    ``check_every_unit=False`` is for the scorer, whose unit objects all come from ``scoring.score_units`` (tested
-    against the schema): it checks every field of the document but only the first units of each layer, because
-    validating every unit of a wide layer costs more than tallying a small dataset. Readers always check everything.
+    ``check_every_unit=False`` is for producers whose unit objects are already known to conform (the scorer's come
+    from ``scoring.score_units``, tested against the schema; the importer validates its own): every field of the
+    document is checked but only the first units of each layer, because validating every unit of a wide layer costs
+    more than tallying a small dataset. Readers always check everything.
     """
     if check_every_unit:
         validate_results(obj, str(path))
