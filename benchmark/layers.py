@@ -17,10 +17,6 @@ import torch
 from broden.errors import BrodenError
 
 
-def module_names(model: torch.nn.Module) -> list[str]:
-    return [name for name, _ in model.named_modules() if name]
-
-
 def resolve_layers(model: torch.nn.Module, names: Sequence[str]) -> dict[str, torch.nn.Module]:
     """Map each dotted name to its module; an unknown name is an error listing the closest existing names."""
     modules = dict(model.named_modules())

@@ -8,18 +8,9 @@ rebuilds the per-layer label maps in one vectorised step.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from pycocotools import mask as mask_util
-
-
-@dataclass(frozen=True)
-class MaskEntry:
-    category: str
-    layer: int  # 0-based layer index within the category
-    label: int  # global label number, >= 1
-    rle: str  # compressed COCO RLE counts (ASCII); size is the row's (seg_height, seg_width)
 
 
 def encode_label_map(label_map: np.ndarray) -> list[tuple[int, str]]:

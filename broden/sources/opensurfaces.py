@@ -32,7 +32,6 @@ from broden import atomic
 from broden.sources import Source, SourceImage, fail, fetch_and_unpack, read_label_png
 
 RELEASE_URL = "http://labelmaterial.s3.amazonaws.com/release/opensurfaces-release-0.zip"
-HELPER_URL = "http://labelmaterial.s3.amazonaws.com/release/process_opensurfaces_release_0.py"
 STATIC_URL_ROOT = "http://labelmaterial.s3.amazonaws.com"  # photos: <root>/<photo image_orig>
 LABELS_HEIGHT = 1024  # the helper's PHOTO_LABELS_HEIGHT
 PHOTOS_CSV_HEADER = ("photo_id", "scene_category_name", "scene_category_score", "whitebalanced", "whitebalanced_score",
