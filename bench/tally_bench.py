@@ -47,8 +47,8 @@ def make_inputs(images: int, units: int, seed: int, size: int = 7, seg: int = 11
         per_image = [rng.choice(np.arange(lo, hi), min(hi - lo, 8), replace=False) for _ in range(images)]
         maps[:, layer] = blocky(rng, images, per_image, seg, empty)
     image_labels = [
-        [(4, int(rng.integers(*RANGES["scene"])))] if rng.random() < 0.6 else
-        [(5, int(lab)) for lab in rng.choice(np.arange(*RANGES["texture"]), 2, replace=False)]
+        [int(rng.integers(*RANGES["scene"]))] if rng.random() < 0.6 else
+        [int(lab) for lab in rng.choice(np.arange(*RANGES["texture"]), 2, replace=False)]
         for _ in range(images)
     ]
     batches = [(acts[i : i + batch], maps[i : i + batch], image_labels[i : i + batch])
@@ -76,7 +76,7 @@ def main() -> None:
     start = time.perf_counter()
     tally = Tally(args.units, NUM_LABELS, CATEGORIES, primary)
     for acts, maps, image_labels in batches:
-        tally.add(TallyInput(torch.from_numpy(acts), torch.from_numpy(maps), [0, 1, 2, 3], image_labels), thresholds)
+        tally.add(TallyInput(torch.from_numpy(acts), torch.from_numpy(maps), image_labels), thresholds)
     vectorised_s = time.perf_counter() - start
 
     start = time.perf_counter()

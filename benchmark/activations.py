@@ -32,8 +32,7 @@ class Batch:
     ids: list[str]
     images: torch.Tensor | None = None  # (B, 3, H, W) float
     label_maps: torch.Tensor | None = None  # (B, L, sh, sw) int32, layers of the selected pixel categories stacked
-    layer_category: list[int] | None = None  # category index of each of the L layers
-    image_labels: list[list[tuple[int, int]]] | None = None  # per image: (category index, label number)
+    image_labels: list[list[int]] | None = None  # per image: its image-level label numbers
 
 
 class RowBatches(torch.utils.data.Dataset):
@@ -41,7 +40,7 @@ class RowBatches(torch.utils.data.Dataset):
 
     ``preprocess`` given: images are decoded and preprocessed. ``categories`` given: label maps of its pixel
     categories are decoded and stacked (each category gets as many layers as its deepest image in the batch;
-    missing layers are zeros) and image-level labels listed as (category index, label).
+    missing layers are zeros) and each image's image-level label numbers listed.
     """
 
     def __init__(
@@ -62,7 +61,6 @@ class RowBatches(torch.utils.data.Dataset):
         cats = self.categories or []
         self.pixel = [c for c in cats if c in dataset.pixel_categories]
         self.image_level = [c for c in cats if c in dataset.image_categories]
-        self.cat_index = {c: i for i, c in enumerate(cats)}
         columns = ["id"] + (["image"] if preprocess is not None else [])
         if self.categories is not None:
             columns += ["split", "source", "height", "width", "seg_height", "seg_width", "layers", "masks",
@@ -105,10 +103,9 @@ class RowBatches(torch.utils.data.Dataset):
     def _add_labels(self, batch: Batch, rows: list[dict[str, Any]]) -> None:
         samples = [decode_row(r, self.pixel, self.image_level) for r in rows]
         depth = {c: max((s.pixel[c].shape[0] for s in samples), default=0) for c in self.pixel}
-        layer_category = [self.cat_index[c] for c in self.pixel for _ in range(depth[c])]
         sh = max((s.seg_height for s in samples), default=0)
         sw = max((s.seg_width for s in samples), default=0)
-        maps = np.zeros((len(samples), len(layer_category), sh, sw), np.int32)
+        maps = np.zeros((len(samples), sum(depth.values()), sh, sw), np.int32)
         for j, s in enumerate(samples):
             offset = 0
             for c in self.pixel:
@@ -119,10 +116,7 @@ class RowBatches(torch.utils.data.Dataset):
                 maps[j, offset : offset + layers.shape[0]] = layers
                 offset += depth[c]
         batch.label_maps = torch.from_numpy(maps)
-        batch.layer_category = layer_category
-        batch.image_labels = [
-            [(self.cat_index[c], int(n)) for c in self.image_level for n in s.image_labels[c]] for s in samples
-        ]
+        batch.image_labels = [[int(n) for c in self.image_level for n in s.image_labels[c]] for s in samples]
 
 
 def _stack_images(images: list[Any], ids: list[str]) -> torch.Tensor:

@@ -257,7 +257,7 @@ class _Run:
             maps = batch.label_maps.to(self.device, non_blocking=True)
             for name in self.source.layers:
                 a = self.cache.read(name, batch.start, batch.end).to(self.device) if self.cache is not None else acts[name]
-                self.tallies[name].add(TallyInput(a.float(), maps, batch.layer_category, batch.image_labels),
+                self.tallies[name].add(TallyInput(a.float(), maps, batch.image_labels),
                                        self.thresholds[name])
             self.row = batch.end
             if self._checkpoint_due():

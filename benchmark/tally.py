@@ -58,8 +58,7 @@ class TallyInput:
 
     acts: torch.Tensor  # (B, U, h, w) float activations of one layer
     label_maps: torch.Tensor  # (B, L, sh, sw) integer global label numbers, 0 = none (pad with zero layers)
-    layer_category: Sequence[int]  # category index (into `categories`) of each of the L layers
-    image_labels: Sequence[Sequence[tuple[int, int]]]  # per image: (category index, label number)
+    image_labels: Sequence[Sequence[int]]  # per image: its image-level label numbers (scene, texture)
 
 
 class Tally:
@@ -225,19 +224,17 @@ class Tally:
         if acts.shape[1] != self.num_units or thresholds.shape != (self.num_units,):
             raise BrodenError(f"tally was built for {self.num_units} units; got activations {tuple(acts.shape)} "
                               f"and thresholds {tuple(thresholds.shape)}")
-        if len(batch.layer_category) != maps.shape[1] or len(batch.image_labels) != acts.shape[0]:
-            raise BrodenError("tally batch: layer_category must name each label-map layer and image_labels each image")
-        if any(not 0 <= c < len(self.categories) for c in batch.layer_category):
-            raise BrodenError(f"tally batch: a layer category index is outside 0..{len(self.categories) - 1}")
+        if len(batch.image_labels) != acts.shape[0]:
+            raise BrodenError("tally batch: image_labels must hold one list per image")
         maps = maps.to(self.device, torch.int64)
         return acts.to(self.device, torch.float32), maps
 
     def _image_label_entries(
-        self, image_labels: Sequence[Sequence[tuple[int, int]]]
+        self, image_labels: Sequence[Sequence[int]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Image-level labels as parallel (image index, label) tensors; label 0 dropped except in lite compat."""
         keep_zero = self.compat == "netdissect-lite"
-        pairs = [(b, lab) for b, entries in enumerate(image_labels) for _, lab in entries if lab > 0 or keep_zero]
+        pairs = [(b, lab) for b, entries in enumerate(image_labels) for lab in entries if lab > 0 or keep_zero]
         if any(not 0 <= lab < self.num_labels for _, lab in pairs):
             raise BrodenError(f"image-level labels hold label numbers outside 0..{self.num_labels - 1}")
         t = torch.tensor(pairs, dtype=torch.int64, device=self.device).reshape(-1, 2)

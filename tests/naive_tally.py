@@ -42,7 +42,7 @@ def naive_tally(
             images += 1
             layers = maps[b]
             sh, sw = layers.shape[1:]
-            scalars = [lab for _, lab in image_labels[b] if lab != 0 or lite]
+            scalars = [lab for lab in image_labels[b] if lab != 0 or lite]
             for layer in layers:
                 for label in np.unique(layer):
                     if label != 0:

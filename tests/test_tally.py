@@ -21,7 +21,6 @@ PRIMARY = {
     **{n: "texture" for n in (16, 17)},
 }  # label 18 is outside the selected categories
 NUM_LABELS = 19
-LAYERS = [0, 1, 2]  # color, object, part
 
 
 def random_batch(rng: np.random.Generator, images: int, units: int, size: int = 3, seg: int = 7):
@@ -33,8 +32,8 @@ def random_batch(rng: np.random.Generator, images: int, units: int, size: int = 
     maps[:, 2] = rng.choice([0, 0, 0, 8, 9, 10, 11, 12, 18], (images, seg, seg))
     maps[rng.random(images) < 0.3, 2] = 0  # some images without parts
     image_labels = [
-        [(3, int(lab)) for lab in rng.choice([0, 13, 14, 15], rng.integers(0, 3))]
-        + [(4, int(lab)) for lab in rng.choice([16, 17], rng.integers(0, 2))]
+        [int(lab) for lab in rng.choice([0, 13, 14, 15], rng.integers(0, 3))]
+        + [int(lab) for lab in rng.choice([16, 17], rng.integers(0, 2))]
         for _ in range(images)
     ]
     return acts, maps, image_labels
@@ -43,7 +42,7 @@ def random_batch(rng: np.random.Generator, images: int, units: int, size: int = 
 def run_tally(batches, thresholds, compat="netdissect", primary=PRIMARY, categories=CATS, **kwargs) -> Tally:
     tally = Tally(thresholds.shape[0], NUM_LABELS, categories, primary, compat=compat, **kwargs)
     for acts, maps, image_labels in batches:
-        tally.add(TallyInput(torch.from_numpy(acts), torch.from_numpy(maps), LAYERS[: maps.shape[1]], image_labels),
+        tally.add(TallyInput(torch.from_numpy(acts), torch.from_numpy(maps), image_labels),
                   torch.from_numpy(thresholds))
     return tally
 
@@ -107,12 +106,12 @@ def test_planted_detectors_reach_iou_one() -> None:
     maps[:, 0] = rng.integers(1, 5, (images, seg, seg))  # color everywhere
     maps[:, 1, :4, :] = 5  # object 5 in the top half of every image
     maps[:3, 1, 4:, :4] = 6  # object 6 in three images
-    scenes = [[(3, 13)] if i % 2 else [(3, 14)] for i in range(images)]
+    scenes = [[13] if i % 2 else [14] for i in range(images)]
     planted = [(0, 1), (1, 5), (1, 6), (3, 13)]  # (layer or scene, label) per unit
     acts = np.zeros((images, len(planted), seg, seg), dtype=np.float32)
     for u, (layer, label) in enumerate(planted):
         if layer == 3:
-            acts[:, u] = np.array([[lab == label for _, lab in s] for s in scenes], dtype=np.float32)[:, :, None]
+            acts[:, u] = np.array([[lab == label for lab in s] for s in scenes], dtype=np.float32)[:, :, None]
         else:
             acts[:, u] = maps[:, layer] == label
     thresholds = np.full(len(planted), 0.5, dtype=np.float32)
@@ -167,7 +166,7 @@ def test_lite_image_level_label_zero_and_fallback_category() -> None:
     maps = np.zeros((1, 1, 2, 2), dtype=np.int64)
     maps[0, 0] = [[5, 18], [5, 5]]
     acts = np.array([[[[0, 1], [0, 0]]]], dtype=np.float32)
-    batches, thresholds = [(acts, maps, [[(3, 0)]])], np.array([0.5], dtype=np.float32)
+    batches, thresholds = [(acts, maps, [[0]])], np.array([0.5], dtype=np.float32)
     orig = run_tally(batches, thresholds, categories=CATS)
     lite = run_tally(batches, thresholds, "netdissect-lite", categories=CATS)
     assert orig.truth[0] == 0 and orig.intersection[0, 0] == 0
@@ -185,7 +184,7 @@ def test_lite_gate_counts_only_overlapping_categories() -> None:
     maps[0, 0] = 5
     maps[0, 1, 1, 1] = 9
     acts = np.array([[[[1, 0], [0, 0]]]], dtype=np.float32)
-    batches, thresholds = [(acts, maps, [[(3, 13)]])], np.array([0.5], dtype=np.float32)
+    batches, thresholds = [(acts, maps, [[13]])], np.array([0.5], dtype=np.float32)
     orig = run_tally(batches, thresholds, categories=CATS)
     lite = run_tally(batches, thresholds, "netdissect-lite", categories=CATS)
     assert orig.activation_by_category.tolist() == [[0, 1, 1, 1, 0]]
@@ -209,9 +208,9 @@ def test_bad_inputs_raise_one_line_errors() -> None:
     tally = Tally(2, NUM_LABELS, CATS, PRIMARY)
     acts, maps = torch.zeros(1, 2, 3, 3), torch.zeros(1, 3, 7, 7, dtype=torch.int64)
     with pytest.raises(BrodenError, match="outside"):
-        tally.add(TallyInput(acts, maps + NUM_LABELS, LAYERS, [[]]), torch.zeros(2))
+        tally.add(TallyInput(acts, maps + NUM_LABELS, [[]]), torch.zeros(2))
     with pytest.raises(BrodenError, match="units"):
-        tally.add(TallyInput(torch.zeros(1, 3, 3, 3), maps, LAYERS, [[]]), torch.zeros(3))
+        tally.add(TallyInput(torch.zeros(1, 3, 3, 3), maps, [[]]), torch.zeros(3))
     with pytest.raises(BrodenError, match="compat"):
         Tally(2, NUM_LABELS, CATS, PRIMARY, compat="lite")
     with pytest.raises(BrodenError, match="upsampling"):
@@ -252,7 +251,7 @@ def test_image_level_categories_only() -> None:
     acts = np.zeros((2, 1, 2, 2), dtype=np.float32)
     acts[0, 0, 0, 0] = 1
     maps = np.zeros((2, 0, 4, 4), dtype=np.int64)
-    batches = [(acts, maps, [[(0, 13)], [(0, 14)]])]
+    batches = [(acts, maps, [[13], [14]])]
     thresholds = np.array([0.5], dtype=np.float32)
     tally = run_tally(batches, thresholds, categories=["scene"], primary={13: "scene", 14: "scene"})
     assert tally.truth[13] == tally.truth[14] == 16
