@@ -68,6 +68,20 @@ def _x_labels(ax, labels: Sequence[str]) -> None:
     ax.set_xticks(range(len(labels)), labels, rotation=45 if slanted else 0, ha="right" if slanted else "center")
 
 
+def _finish(fig: Figure, ax, *, title: str, value_label: str, legend: bool, value_axis: str = "y") -> str:
+    """The ending every chart shares: whole-number ticks and the label on the value axis, title, legend, SVG."""
+    if value_axis == "y":
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(value_label)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(value_label)
+    ax.set_title(title, loc="left")
+    if legend:
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _svg(fig)
+
+
 def category_bar_chart(
     labels: Sequence[str], counts: Sequence[int], *, title: str, color: str = "#4e79a7", ylabel: str = "units"
 ) -> str:
@@ -80,10 +94,7 @@ def category_bar_chart(
         ax.bar(range(len(labels)), counts, color=color, width=0.75)
         ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
         ax.set_xlim(-0.75, max(len(labels), 1) - 0.25)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, loc="left")
-        return _svg(fig)
+        return _finish(fig, ax, title=title, value_label=ylabel, legend=False)
 
 
 def grouped_bar_chart(
@@ -106,12 +117,7 @@ def grouped_bar_chart(
             ys = [v for v in values if v is not None]
             ax.bar(xs, ys, width=width * 0.95, label=name, color=series_color(i))
         ax.set_xticks(range(len(groups)), groups)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, loc="left")
-        if series:
-            ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        return _svg(fig)
+        return _finish(fig, ax, title=title, value_label=ylabel, legend=bool(series))
 
 
 def stacked_category_chart(
@@ -143,16 +149,10 @@ def stacked_category_chart(
         if horizontal:
             ax.set_yticks(range(len(bars)), bars)
             ax.invert_yaxis()
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel(ylabel)
         else:
             _x_labels(ax, bars)
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_ylabel(ylabel)
-        ax.set_title(title, loc="left")
-        if stacks:
-            ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        return _svg(fig)
+        return _finish(fig, ax, title=title, value_label=ylabel, legend=bool(stacks),
+                       value_axis="x" if horizontal else "y")
 
 
 def line_chart(
@@ -175,11 +175,6 @@ def line_chart(
             color = (colors or {}).get(name, series_color(i))
             ax.plot(range(len(x_labels)), ys, marker="o", markersize=3.5, label=name, color=color)
         _x_labels(ax, x_labels)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(bottom=0)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, loc="left")
-        if series:
-            ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        return _svg(fig)
+        return _finish(fig, ax, title=title, value_label=ylabel, legend=bool(series))
