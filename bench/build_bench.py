@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("BRODEN_PROGRESS", "0")
 
@@ -24,7 +24,7 @@ TARGET_IMAGES = 2000
 def main() -> int:
     import source_fixtures as sf
 
-    from broden.build import BuildOptions, build
+    from broden.build.pipeline import BuildOptions, build
 
     per_repeat = len(sf.ADE_IMAGES) + len(sf.PASCAL_IMAGES) + len(sf.OS_IMAGES) + len(sf.DTD_IMAGES)
     repeat = round(TARGET_IMAGES / per_repeat)

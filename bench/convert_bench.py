@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from legacy_fixture import write_legacy_fixture  # noqa: E402
+sys.path.insert(0, str(REPO))
 
 from broden.legacy import convert_legacy  # noqa: E402
-from broden.parallel import default_workers  # noqa: E402
+from broden.utils.parallel import default_workers  # noqa: E402
+from tests.helpers.legacy_fixture import write_legacy_fixture  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

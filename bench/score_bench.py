@@ -57,7 +57,7 @@ def _forward_only(dataset: Path, batch_size: int, workers: int, device: str) -> 
     import torch
 
     from benchmark.activations import RowBatches, batch_loader
-    from benchmark.model_file import DefaultPreprocess, load_model
+    from benchmark.models.loader import DefaultPreprocess, load_model
     from broden.dataset import load
 
     ds = load(dataset)
@@ -72,8 +72,8 @@ def _forward_only(dataset: Path, batch_size: int, workers: int, device: str) -> 
 
 def _score(dataset: Path, out: Path, batch_size: int, workers: int, device: str) -> float:
     """Wall seconds of a full score run (model and dataset already loaded)."""
-    from benchmark.dissect import Settings, score_model
-    from benchmark.model_file import load_model
+    from benchmark.models.loader import load_model
+    from benchmark.scorer import Settings, score_model
     from broden.dataset import load
 
     ds = load(dataset)

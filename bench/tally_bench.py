@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from naive_tally import naive_tally  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark.quantile import TopQuantile  # noqa: E402
 from benchmark.tally import Tally, TallyInput  # noqa: E402
+from tests.helpers.naive_tally import naive_tally  # noqa: E402
 
 CATEGORIES = ["color", "object", "part", "material", "scene", "texture"]
 # Label numbers: color 1-11, object 12-111, part 112-161, material 162-181, scene 182-281, texture 282-301.
@@ -38,7 +37,7 @@ def blocky(rng: np.random.Generator, images: int, choices: list[np.ndarray], seg
 def make_inputs(images: int, units: int, seed: int, size: int = 7, seg: int = 112, batch: int = 16):
     rng = np.random.default_rng(seed)
     # Post-ReLU maps with a mild per-(image, unit) gain: about 21% of (image, unit) maps reach the threshold, the
-    # share NetDissect-Lite's tally saw on its 512-unit 7x7 test data (docs, section g).
+    # share NetDissect-Lite's tally saw on its 512-unit 7x7 test data (docs/algorithm.md §9.2).
     gain = rng.lognormal(0.0, 0.25, (images, units, 1, 1))
     acts = (np.maximum(rng.standard_normal((images, units, size, size)), 0) * gain).astype(np.float32)
     maps = np.zeros((images, 4, seg, seg), dtype=np.int64)

@@ -1,5 +1,5 @@
 """benchmark: Network Dissection of any model's units on a Broden dataset."""
 
-from broden import __version__
+from broden.version import __version__
 
 __all__ = ["__version__"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from broden import atomic
+from broden.utils import atomic
 
 CHECKPOINT_FILE = "checkpoint.pt"
 KEY_FILE = "run-key.txt"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broden.cli_util import Command, run_cli
+from broden.utils.cli import Command, run_cli
 
 COMMANDS = (
     Command("score", "benchmark.commands.score", "dissect a model's layers on a Broden dataset; write results JSON"),

@@ -16,9 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from broden.errors import BrodenError
-from benchmark.results import SCHEMA_VERSION, ordered_categories, validate_results
+from benchmark.protocol import DEFAULT_COMPAT, IOU_THRESHOLD, QUANTILE, ordered_categories
+from benchmark.results import SCHEMA_VERSION, validate_results
 from benchmark.summary import summarize_layer
+from broden.errors import BrodenError
 
 CITATION = (
     "Bau, Zhou, Khosla, Oliva, Torralba. Network Dissection: Quantifying Interpretability of Deep Visual "
@@ -124,8 +125,8 @@ def import_netdissect_csv(
     *,
     network: str | None = None,
     layer: str | None = None,
-    iou_threshold: float = 0.04,
-    quantile: float = 0.005,
+    iou_threshold: float = IOU_THRESHOLD,
+    quantile: float = QUANTILE,
 ) -> dict[str, Any]:
     """A validated results object (provenance "imported") for one NetDissect CSV (one layer)."""
     path = Path(path)
@@ -152,7 +153,7 @@ def import_netdissect_csv(
             "quantile": quantile,
             "iou_threshold": iou_threshold,
             "categories": categories,
-            "compat": "netdissect",
+            "compat": DEFAULT_COMPAT,
             "threshold_method": "as recorded by the original tool",
         },
         "provenance": {

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from benchmark.protocol import QUANTILE
 from broden.errors import BrodenError
 
 #: Relative value accuracy of the sketch (see :class:`TopQuantile`).
@@ -63,7 +64,7 @@ class TopQuantile:
     def __init__(
         self,
         num_units: int,
-        quantile: float = 0.005,
+        quantile: float = QUANTILE,
         *,
         exact_limit: int = 2**24,
         device: str | torch.device = "cpu",

@@ -17,8 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from broden import atomic
 from broden.errors import BrodenError
+from broden.utils import atomic
 
 SCHEMA_VERSION = "broden-results/1"
 #: Results larger than this are refused before parsing (a 2048-unit layer with top images is about 3 MB).
@@ -26,7 +26,6 @@ MAX_RESULTS_BYTES = 64 * 1024 * 1024
 #: Units per layer that ``write_results(..., check_every_unit=False)`` validates.
 UNITS_CHECKED_ON_WRITE = 16
 #: Display order of the six Broden categories in summaries and tables.
-CATEGORY_ORDER = ("object", "part", "scene", "material", "texture", "color")
 
 
 @lru_cache(maxsize=1)
@@ -175,9 +174,3 @@ def write_results(path: str | os.PathLike[str], obj: dict[str, Any], *, check_ev
         validate_results({**obj, "layers": layers}, str(path))
     atomic.write_text(path, json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
     return Path(path)
-
-
-def ordered_categories(categories: list[str] | tuple[str, ...]) -> list[str]:
-    """``categories`` in the standard display order, unknown ones appended in their given order."""
-    known = [c for c in CATEGORY_ORDER if c in categories]
-    return known + [c for c in categories if c not in CATEGORY_ORDER]

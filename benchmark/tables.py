@@ -12,7 +12,7 @@ import io
 import json
 from typing import Any
 
-from benchmark.results import CATEGORY_ORDER, ordered_categories
+from benchmark.protocol import CATEGORY_ORDER, ordered_categories
 from benchmark.summary import RULES
 
 UNIT_COLUMNS = ("layer", "unit", "category", "label", "iou")

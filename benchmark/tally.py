@@ -42,10 +42,9 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT
 from benchmark.upsample import active_pixels, check_mode
 from broden.errors import BrodenError
-
-COMPAT_MODES = ("netdissect", "netdissect-lite")
 
 #: Default budget, in elements, for the per-chunk upsampled maps (float32): chunks of (image, unit) pairs are sized
 #: so that pairs x sh x sw stays under it, bounding memory whatever the batch size.
@@ -77,7 +76,7 @@ class Tally:
         categories: Sequence[str],
         label_category: Mapping[int, str],
         *,
-        compat: str = "netdissect",
+        compat: str = DEFAULT_COMPAT,
         upsample: str = "bilinear",
         device: str | torch.device = "cpu",
         chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,

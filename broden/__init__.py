@@ -1,9 +1,8 @@
 """broden: Broden as a Hugging Face dataset, and the data side of Network Dissection."""
 
-__version__ = "0.1.0"
+from broden.dataset import Broden, Example, load
+from broden.errors import BrodenError
+from broden.labels import LabelTable
+from broden.version import __version__
 
-from broden.dataset import Broden, Sample, load  # noqa: E402
-from broden.errors import BrodenError  # noqa: E402
-from broden.labels import LabelTable  # noqa: E402
-
-__all__ = ["Broden", "BrodenError", "LabelTable", "Sample", "load", "__version__"]
+__all__ = ["Broden", "BrodenError", "Example", "LabelTable", "load", "__version__"]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Any
 
-if TYPE_CHECKING:
-    from broden.dataset import Broden
+from broden.labels import LabelTable
 
 SOURCES = {
     "ade20k": ("ADE20K (2016 full release)", "Zhou et al., Scene Parsing through ADE20K Dataset, CVPR 2017",
@@ -44,14 +43,14 @@ def _size_category(n: int) -> str:
     return "100K<n<1M"
 
 
-def dataset_card(ds: "Broden") -> str:
-    """Markdown card: YAML header, contents, per-category counts, sources with licences, citation."""
-    meta = ds.meta
-    sources = Counter(ds.rows["source"])
+def dataset_card(*, name: str, meta: Mapping[str, Any], labels: LabelTable, sources: Mapping[str, int]) -> str:
+    """Markdown card of the dataset directory ``name``: YAML header, contents, per-category counts, sources with
+    licences, citation. ``meta`` is the dataset's ``broden.json``; ``sources`` counts images per source."""
     splits = meta.get("splits", {})
+    image_categories = [c.name for c in labels.categories if c.kind == "image"]
     cat_rows = "\n".join(
-        f"| {r['name']} | {ds.labels.category(r['name']).kind} | {r['count']} | {r['frequency']} |"
-        for r in ds.labels.category_rows()
+        f"| {r['name']} | {labels.category(r['name']).kind} | {r['count']} | {r['frequency']} |"
+        for r in labels.category_rows()
     )
     src_rows = "\n".join(
         f"| {s} | {n} | {SOURCES.get(s, (s, '', 'see the source dataset'))[0]} | "
@@ -62,7 +61,7 @@ def dataset_card(ds: "Broden") -> str:
     size = meta.get("image_size") or ["mixed", "mixed"]
     seg = meta.get("seg_size") or ["mixed", "mixed"]
     return f"""---
-pretty_name: Broden ({meta.get('name', ds.path.name)})
+pretty_name: Broden ({meta.get('name', name)})
 license: other
 task_categories:
 - image-segmentation
@@ -72,25 +71,25 @@ tags:
 - network-dissection
 - broden
 size_categories:
-- {_size_category(len(ds))}
+- {_size_category(meta['num_images'])}
 ---
 
-# Broden: {meta.get('name', ds.path.name)}
+# Broden: {meta.get('name', name)}
 
 Broadly and densely labeled images for Network Dissection (Bau et al., CVPR 2017), stored as a Hugging Face
 `datasets` dataset by the `broden` package ({meta.get('created_by', '')}).
 
-- images: {len(ds)} (train {splits.get('train', '?')}, val {splits.get('val', '?')})
+- images: {meta['num_images']} (train {splits.get('train', '?')}, val {splits.get('val', '?')})
 - image size: {size[0]} x {size[1]}; segmentation size: {seg[0]} x {seg[1]}
-- labels: {len(ds.labels)}
+- labels: {len(labels)}
 - fingerprint: `{meta['fingerprint']}`
 
 ## Loading
 
 ```python
 import broden
-ds = broden.load("{ds.path.name}")
-sample = ds[0]            # image bytes, label maps per pixel category, image-level labels
+ds = broden.load("{name}")
+example = ds[0]           # image bytes, label maps per pixel category, image-level labels
 ds.rows                   # the underlying datasets.Dataset
 ```
 
@@ -103,7 +102,7 @@ ds.rows                   # the underlying datasets.Dataset
 | split | train / val (md5 of the id, 70/30) |
 | source | source dataset |
 | height, width, seg_height, seg_width | image and mask size |
-| {', '.join(ds.image_categories) or '(none)'} | image-level labels (global label numbers) |
+| {', '.join(image_categories) or '(none)'} | image-level labels (global label numbers) |
 | layers | number of label-map layers per pixel category |
 | masks | one COCO RLE per (category, layer, label) at the segmentation size |
 

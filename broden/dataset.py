@@ -21,20 +21,25 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from broden import atomic
+from broden.card import dataset_card
 from broden.errors import BrodenError
 from broden.labels import LabelTable
-from broden.masks import decode_label_maps
+from broden.masks import decode_label_maps, encode_label_map
+from broden.utils import atomic
+from broden.version import __version__
 
 DATASET_FORMAT = "broden-hf/1"
 SPLITS = ("train", "val")
+#: Image sizes of the Broden releases (broden1_224, broden1_227, broden1_384); masks are half the image size.
+IMAGE_SIZES = (224, 227, 384)
 META_FILE = "broden.json"
 LABELS_FILE = "labels.json"
 CARD_FILE = "README.md"
@@ -99,13 +104,57 @@ class Fingerprinter:
         return "sha256:" + self._h.hexdigest()
 
 
+def encode_row(
+    *,
+    id: str,
+    image: bytes | dict[str, Any],
+    split: str,
+    source: str,
+    size: tuple[int, int],
+    seg_size: tuple[int, int],
+    label_maps: Mapping[str, Sequence[np.ndarray]],
+    image_labels: Mapping[str, Sequence[int]],
+) -> dict[str, Any]:
+    """One row of the schema above from an image and its labels: the one encoder of convert, build and sample.
+
+    ``label_maps`` maps each pixel category, in the label table's order, to its label-map layers ((seg_h, seg_w)
+    arrays of global label numbers, 0 = unlabeled); each layer becomes one COCO RLE per label present, in
+    increasing label order. ``image_labels`` maps each image-level category to its label numbers, kept as given
+    (a legacy literal 0 included). ``size`` and ``seg_size`` are (height, width).
+    """
+    masks: dict[str, list] = {"category": [], "layer": [], "label": [], "rle": []}
+    layers: dict[str, int] = {}
+    for category, maps in label_maps.items():
+        layers[category] = len(maps)
+        for k, label_map in enumerate(maps):
+            for label, rle in encode_label_map(label_map):
+                masks["category"].append(category)
+                masks["layer"].append(k)
+                masks["label"].append(label)
+                masks["rle"].append(rle)
+    row: dict[str, Any] = {
+        "id": id,
+        "image": image,
+        "split": split,
+        "source": source,
+        "height": size[0],
+        "width": size[1],
+        "seg_height": seg_size[0],
+        "seg_width": seg_size[1],
+    }
+    for category, numbers in image_labels.items():
+        row[category] = [int(n) for n in numbers]
+    row["layers"] = layers
+    row["masks"] = masks
+    return row
+
+
 def write_dataset(
     out: str | os.PathLike[str],
     rows: Iterable[dict[str, Any]],
     labels: LabelTable,
     *,
     meta: dict[str, Any] | None = None,
-    card: Callable[["Broden"], str] | None = None,
     max_shard_size: str = "500MB",
 ) -> "Broden":
     """Write ``rows`` (dicts in the row schema; ``image`` may be raw bytes) as a Broden dataset at ``out``.
@@ -122,6 +171,7 @@ def write_dataset(
     sizes: set[tuple[int, int, int, int]] = set()
     seen: set[str] = set()
     counts = {s: 0 for s in SPLITS}
+    sources: Counter[str] = Counter()
     with atomic.atomic_path(out, is_dir=True) as tmp, tempfile.TemporaryDirectory(
         prefix=".broden-scratch-", dir=Path(out).parent
     ) as scratch_dir:
@@ -137,6 +187,7 @@ def write_dataset(
                 if row["split"] not in counts:
                     raise BrodenError(f"row {row['id']}: split {row['split']!r} is not one of {SPLITS}")
                 counts[row["split"]] += 1
+                sources[row["source"]] += 1
                 sizes.add((row["height"], row["width"], row["seg_height"], row["seg_width"]))
                 fp.add(row)
                 writer.write(row)
@@ -161,21 +212,17 @@ def write_dataset(
         }
         full_meta.update(meta or {})
         atomic.write_json(tmp / META_FILE, full_meta)
-        result = Broden(tmp)
-        text = card(result) if card else default_card(result)
-        atomic.write_text(tmp / CARD_FILE, text)
-        del result
+        card = dataset_card(name=Path(out).name, meta=full_meta, labels=labels, sources=sources)
+        atomic.write_text(tmp / CARD_FILE, card)
     return load(out)
 
 
 def _created_by() -> str:
-    from broden import __version__
-
     return f"broden {__version__}"
 
 
 @dataclass
-class Sample:
+class Example:
     """One decoded row: image bytes, per-category label-map stacks and image-level labels."""
 
     id: str
@@ -205,7 +252,7 @@ def open_image(data: bytes, name: str = "image"):
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
-def decode_row(row: dict[str, Any], pixel_categories: Sequence[str], image_categories: Sequence[str]) -> Sample:
+def decode_row(row: dict[str, Any], pixel_categories: Sequence[str], image_categories: Sequence[str]) -> Example:
     """Decode a raw row (as returned by ``Broden.rows[i]``) into label maps; vectorised per image."""
     sh, sw = int(row["seg_height"]), int(row["seg_width"])
     masks = row["masks"]
@@ -219,7 +266,7 @@ def decode_row(row: dict[str, Any], pixel_categories: Sequence[str], image_categ
         sel = np.flatnonzero(cats == c) if len(rles) else np.zeros(0, np.int64)
         pixel[c] = decode_label_maps(layers[sel], labs[sel], [rles[i] for i in sel], n, sh, sw)
     image = row["image"]
-    return Sample(
+    return Example(
         id=row["id"],
         split=row["split"],
         source=row["source"],
@@ -275,10 +322,10 @@ class Broden:
     def ids(self) -> list[str]:
         return self.rows["id"]
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, index: int) -> Example:
         return self.decode(self.rows[int(index)])
 
-    def decode(self, row: dict[str, Any]) -> Sample:
+    def decode(self, row: dict[str, Any]) -> Example:
         return decode_row(row, self.pixel_categories, self.image_categories)
 
     def iter_rows(self, batch_size: int = 64, indices: Sequence[int] | None = None) -> Iterator[dict[str, Any]]:
@@ -289,7 +336,7 @@ class Broden:
             for i in range(len(batch["id"])):
                 yield {k: batch[k][i] for k in keys}
 
-    def __iter__(self) -> Iterator[Sample]:
+    def __iter__(self) -> Iterator[Example]:
         for row in self.iter_rows():
             yield self.decode(row)
 
@@ -311,9 +358,3 @@ class Broden:
 def load(path: str | os.PathLike[str]) -> Broden:
     """Open a Broden dataset directory (memory-mapped; nothing is read until used)."""
     return Broden(path)
-
-
-def default_card(ds: Broden) -> str:
-    from broden.card import dataset_card
-
-    return dataset_card(ds)

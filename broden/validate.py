@@ -44,8 +44,8 @@ from broden.dataset import (
 from broden.errors import BrodenError
 from broden.labels import LabelTable
 from broden.masks import decode_binary
-from broden.parallel import choose_workers, ordered_map
-from broden.progress import track
+from broden.utils.parallel import choose_workers, ordered_map
+from broden.utils.progress import track
 
 CHUNK_ROWS = 64
 SOURCE_RESOLUTION = "source-resolution"

@@ -9,7 +9,7 @@ one-line message naming the file and where to put it.
 import torch
 from torchvision.models import ResNet18_Weights, resnet18
 
-from benchmark.model_file import torchvision_state_dict
+from benchmark.models.loader import torchvision_state_dict
 
 NAME = "ResNet-18 (ImageNet)"
 LAYERS = ["layer4"]

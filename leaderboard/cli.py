@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broden.cli_util import Command, run_cli
+from broden.utils.cli import Command, run_cli
 
 COMMANDS = (
     Command("validate", "leaderboard.commands.validate", "check a results JSON against the schema and the protocol"),

@@ -12,12 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.results import CATEGORY_ORDER
-
-QUANTILE = 0.005
-IOU_THRESHOLD = 0.04
-CATEGORIES = CATEGORY_ORDER
-COMPAT = "netdissect"
+from benchmark.protocol import CATEGORY_ORDER as CATEGORIES
+from benchmark.protocol import DEFAULT_COMPAT as COMPAT
+from benchmark.protocol import IOU_THRESHOLD, QUANTILE
 
 LEADERBOARD = "leaderboard"
 OTHER_PROTOCOL = "other protocol"

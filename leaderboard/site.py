@@ -22,11 +22,12 @@ from typing import Any
 
 import jinja2
 
-from benchmark import charts
-from benchmark.results import ordered_categories
-from broden import atomic
+from benchmark import html
+from benchmark.html import charts
+from benchmark.protocol import ordered_categories
 from broden.errors import BrodenError
-from broden.filenames import distinct_names
+from broden.utils import atomic
+from broden.utils.filenames import distinct_names
 from leaderboard import protocol
 from leaderboard.validate import validate_submission
 
@@ -118,13 +119,7 @@ def _http(url: Any) -> str | None:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("leaderboard", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = html.environment("leaderboard")
     static = resources.files("leaderboard").joinpath("static")
     env.globals.update(
         css=static.joinpath("leaderboard.css").read_text(encoding="utf-8"),

@@ -16,9 +16,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from broden import atomic
 from broden.errors import BrodenError
-from broden.filenames import slug
+from broden.utils import atomic
+from broden.utils.filenames import slug
 from leaderboard.validate import Verdict, validate_submission
 
 HASHED_FIELDS = ("name", "model", "dataset", "protocol", "layers")

@@ -12,11 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("BRODEN_PROGRESS", "0")
 
 #: the local HTTP server with fault injection (fixture ``http_server``) for every test that downloads
-pytest_plugins = ("http_fixture",)
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-REFERENCE = SHARED / "reference" / "netdissect-cvpr2017"
+pytest_plugins = ("tests.helpers.http_fixture",)
 
 
 @pytest.fixture(scope="session")

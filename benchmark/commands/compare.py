@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmark.compare import MODES, OUTPUT_HELP, build_compare
+from benchmark.html.compare import MODES, OUTPUT_HELP, build_compare
 
 __doc__ = f"{__doc__}\n{OUTPUT_HELP}"
 

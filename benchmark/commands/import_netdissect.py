@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from benchmark import protocol
 from benchmark.netdissect_csv import import_netdissect_csv
 from benchmark.results import write_results
 
@@ -23,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="results JSON to write")
     parser.add_argument("--network", help="network name (default: known release name or the file name)")
     parser.add_argument("--layer", help="layer name (required unless the file is one of the authors' releases)")
-    parser.add_argument("--iou-threshold", type=float, default=0.04, help="detector threshold (default 0.04)")
+    parser.add_argument("--iou-threshold", type=float, default=protocol.IOU_THRESHOLD,
+                        help=f"detector threshold (default {protocol.IOU_THRESHOLD})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.layers import list_layers
-    from benchmark.model_file import load_model
+    from benchmark.models.layers import list_layers
+    from benchmark.models.loader import load_model
 
     sizes = args.input_size
     if len(sizes) not in (1, 2) or min(sizes) < 1:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmark.report import DEFAULT_TOP_IMAGES, build_report
+from benchmark.html.report import DEFAULT_TOP_IMAGES, build_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -33,9 +33,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from benchmark import protocol
+from broden.download.releases import DEFAULT_DEST, ReleasePaths, get_release
 from broden.errors import BrodenError
-from broden.filenames import safe_name
-from broden.releases import DEFAULT_DEST, ReleasePaths, get_release
+from broden.utils.filenames import safe_name
 
 # the dataset `broden download` writes by default, so the two commands work together without flags
 DEFAULT_DATASET = str(ReleasePaths(DEFAULT_DEST, get_release(224)).dataset)
@@ -49,12 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="output directory (default: results/<model name>)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 (default: cpu)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
-    parser.add_argument("--quantile", type=float, default=0.005,
-                        help="top fraction of each unit's activations kept as its active region (default: 0.005)")
-    parser.add_argument("--iou-threshold", type=float, default=0.04,
-                        help="a unit is a detector when its IoU is above this (default: 0.04)")
+    parser.add_argument("--quantile", type=float, default=protocol.QUANTILE,
+                        help=f"top fraction of each unit's activations kept as its active region "
+                             f"(default: {protocol.QUANTILE})")
+    parser.add_argument("--iou-threshold", type=float, default=protocol.IOU_THRESHOLD,
+                        help=f"a unit is a detector when its IoU is above this (default: {protocol.IOU_THRESHOLD})")
     parser.add_argument("--categories", help="comma-separated categories (default: all of the dataset's)")
-    parser.add_argument("--compat", choices=("netdissect", "netdissect-lite"), default="netdissect",
+    parser.add_argument("--compat", choices=protocol.COMPAT_MODES, default=protocol.DEFAULT_COMPAT,
                         help="netdissect: the paper's category gate (default); netdissect-lite: Lite's narrower gate")
     parser.add_argument("--top-k", type=int, default=10, help="top images kept per unit (default: 10)")
     parser.add_argument("--workers", type=int, default=None,
@@ -77,7 +79,7 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.dissect import Settings, score_activations, score_model
+    from benchmark.scorer import Settings, score_activations, score_model
     from broden.dataset import load
 
     if (args.model is None) == (args.activations is None):
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out or Path("results") / safe_name(name, "model"))
         outcome = score_activations(supplied, dataset, out, settings, name=name)
     else:
-        from benchmark.model_file import load_model
+        from benchmark.models.loader import load_model
 
         model = load_model(args.model)
         if args.name:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from broden.errors import BrodenError
 from benchmark.results import load_results
 from benchmark.tables import UNIT_COLUMNS, print_units_table, to_csv, unit_rows
+from broden.errors import BrodenError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,15 +30,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from broden.sources import SOURCE_NAMES
-from broden.unify import MIN_COVERAGE, MIN_FREQUENCY
+from broden.build.sources import SOURCE_NAMES
+from broden.build.unify import MIN_COVERAGE, MIN_FREQUENCY
+from broden.dataset import IMAGE_SIZES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sources", required=True, type=Path, metavar="DIR", help="folder with the sources (layout above)"
     )
-    parser.add_argument("--size", type=int, default=224, choices=(224, 227, 384), help="image size (default 224)")
+    parser.add_argument("--size", type=int, default=224, choices=IMAGE_SIZES, help="image size (default 224)")
     parser.add_argument("--out", required=True, type=Path, help="output dataset directory")
     parser.add_argument(
         "--only", metavar="LIST", help=f"comma-separated subset of {','.join(SOURCE_NAMES)} (default: all)"
@@ -54,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from broden.build import BuildOptions, build
+    from broden.build.pipeline import BuildOptions, build
 
     only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else None
     legacy = None

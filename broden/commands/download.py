@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from broden.releases import DEFAULT_DEST
+from broden.dataset import IMAGE_SIZES
+from broden.download.releases import DEFAULT_DEST
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", type=int, choices=(224, 227, 384), default=224,
+    parser.add_argument("--size", type=int, choices=IMAGE_SIZES, default=224,
                         help="image size of the release: 224 for VGG/ResNet/GoogLeNet, 227 for AlexNet "
                              "(default: %(default)s)")
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST,
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from broden.releases import download_release
+    from broden.download.releases import download_release
 
     dataset = download_release(
         args.size,

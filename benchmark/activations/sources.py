@@ -1,0 +1,98 @@
+"""Where a run's activations come from: a model's forward pass, or an ``.npz`` of activations computed elsewhere.
+
+Both yield, per batch of rows in the run's order, the decoded :class:`~benchmark.activations.Batch` and each layer's
+activations as float16 (checked finite), and both describe themselves for the results file and the run key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from benchmark.activations import Batch, RowBatches, SuppliedActivations, batch_loader, check_finite
+from benchmark.checkpoint import module_digest
+from benchmark.models.layers import LayerTaps
+from benchmark.models.loader import DefaultPreprocess, LoadedModel
+from broden.dataset import Broden
+from broden.errors import BrodenError
+from broden.utils.hashing import file_digests
+
+Acts = dict[str, torch.Tensor]
+
+
+class ModelSource:
+    """Activations from one forward pass of a model for all its tapped layers."""
+
+    kind = "model"
+
+    def __init__(self, model: LoadedModel, dataset: Broden, layers: list[str], device: str) -> None:
+        self.model = model
+        self.dataset = dataset
+        self.layers = layers
+        self.device = torch.device(device)
+        self.indices = list(range(len(dataset)))
+        self.dataset_ids = list(dataset.ids)
+        self.preprocess = model.preprocess or DefaultPreprocess(_image_size(dataset))
+        model.module.eval().to(self.device)
+        self.taps = LayerTaps(model.module, layers, model.extra_tokens)
+        self.shapes = self._probe_shapes()
+
+    def _probe_shapes(self) -> dict[str, tuple[int, int, int]]:
+        first = next(batch_loader(RowBatches(self.dataset, self.indices[:1], 1, preprocess=self.preprocess), 0))
+        acts = self.taps.run(first.images.to(self.device))
+        return {name: tuple(int(d) for d in a.shape[1:]) for name, a in acts.items()}  # type: ignore[misc]
+
+    def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,
+                need_acts: bool = True) -> Iterator[tuple[Batch, Acts | None]]:
+        """Rows from ``first_row`` on; ``categories`` given: with label maps; ``need_acts`` False: no forward."""
+        rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row,
+                        preprocess=self.preprocess if need_acts else None, categories=categories)
+        for batch in batch_loader(rb, workers):
+            if not need_acts:
+                yield batch, None
+                continue
+            outs = self.taps.run(batch.images.to(self.device, non_blocking=True))
+            yield batch, {name: check_finite(name, a, batch.ids) for name, a in outs.items()}
+
+    def describe_preprocess(self) -> dict[str, Any]:
+        return self.preprocess.describe()
+
+    def identity(self) -> dict[str, Any]:
+        record = {k: v for k, v in self.model.record().items() if k != "file"}  # content counts, not the path
+        return {"model": record, "parameters": module_digest(self.model.module), "extra_tokens": self.model.extra_tokens}
+
+
+class SuppliedSource:
+    """Activations read from ``--activations acts.npz`` (one layer); the npz itself serves as the cache."""
+
+    kind = "supplied"
+
+    def __init__(self, supplied: SuppliedActivations, dataset: Broden) -> None:
+        self.supplied = supplied
+        self.dataset = dataset
+        self.layers = [supplied.layer]
+        self.indices = supplied.indices
+        self.dataset_ids = supplied.dataset_ids
+        self.shapes = {supplied.layer: supplied.shape}
+
+    def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,
+                need_acts: bool = True) -> Iterator[tuple[Batch, Acts | None]]:
+        rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row, categories=categories)
+        for batch in batch_loader(rb, workers if categories else 0):
+            acts = self.supplied.read(batch.start, batch.end)
+            yield batch, {self.supplied.layer: check_finite(self.supplied.layer, acts, batch.ids)}
+
+    def describe_preprocess(self) -> dict[str, Any]:
+        return {"kind": "supplied", "file": str(self.supplied.path)}
+
+    def identity(self) -> dict[str, Any]:
+        return {"activations": file_digests(self.supplied.path)[0]}
+
+
+def _image_size(dataset: Broden) -> tuple[int, int]:
+    size = dataset.meta.get("image_size")
+    if not size:
+        raise BrodenError(f"{dataset.path}: images have mixed sizes; give the model file a preprocess() that resizes them")
+    return int(size[0]), int(size[1])

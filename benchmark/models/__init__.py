@@ -1,0 +1,1 @@
+"""The model to dissect: loading it from a spec (:mod:`.loader`) and tapping its layers (:mod:`.layers`)."""

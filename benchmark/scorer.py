@@ -1,0 +1,364 @@
+"""The dissection run: two passes over the data, checkpoints, and the results file.
+
+Pass 1 runs the model once over the images (decoded in DataLoader workers), taps every requested layer in the same
+forward pass, and streams each unit's activations into its top-quantile threshold and its top-k images, while
+caching the activations as float16 on disk (when they fit ``cache_budget_bytes``). Pass 2 reads the cache (or
+recomputes the forward pass when it did not fit), decodes the masks in workers and tallies unit/label
+intersections. The top images' activation maps (``top_maps.npz``) and then the results (``results.json``) are
+written last, atomically: ``results.json`` exists only for a finished run.
+
+State is checkpointed every ``checkpoint_every_s`` seconds under ``OUT/cache/``, keyed on everything that
+determines the results, so an interrupted run resumes where it stopped and gives the same results, and a stale
+checkpoint is never reused. Memory does not grow with the number of images.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.activations import ActivationCache, SuppliedActivations
+from benchmark.activations.sources import ModelSource, SuppliedSource
+from benchmark.checkpoint import Checkpoint, run_key
+from benchmark.models.loader import LoadedModel
+from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT, IOU_THRESHOLD, QUANTILE, ordered_categories
+from benchmark.quantile import TopQuantile
+from benchmark.results import SCHEMA_VERSION, parse_json_strict, write_results
+from benchmark.scoring import score_units
+from benchmark.summary import summarize_layer
+from benchmark.tally import Tally, TallyInput
+from benchmark.topk import TopImages
+from broden.dataset import Broden
+from broden.errors import BrodenError
+from broden.utils import atomic
+from broden.utils.progress import track
+
+RESULTS_FILE = "results.json"
+TOP_MAPS_FILE = "top_maps.npz"
+CACHE_DIR = "cache"
+#: Test hook: after this many batches (both passes together) raise KeyboardInterrupt, as if the user hit Ctrl-C;
+#: with a ``:kill`` suffix (``3:kill``) the process kills itself with SIGKILL instead, as a crash would.
+INTERRUPT_ENV = "BRODEN_TEST_INTERRUPT_AFTER"
+
+
+@dataclass
+class Settings:
+    """Everything the user can set for a run (``benchmark score`` options)."""
+
+    layers: list[str] | None = None  # None: the model's LAYERS
+    quantile: float = QUANTILE
+    iou_threshold: float = IOU_THRESHOLD
+    categories: list[str] | None = None  # None: every category of the dataset
+    compat: str = DEFAULT_COMPAT
+    upsample: str = "bilinear"
+    top_k: int = 10
+    batch_size: int = 32
+    device: str = "cpu"
+    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    cache_budget_bytes: int = 8 * 10**9
+    keep_cache: bool = False
+    force: bool = False
+    checkpoint_every_s: float = 60.0
+
+    def check(self) -> None:
+        if not 0 < self.quantile < 1:
+            raise BrodenError(f"--quantile {self.quantile}: must lie strictly between 0 and 1 (0.005 = top 0.5%)")
+        if not 0 <= self.iou_threshold <= 1:
+            raise BrodenError(f"--iou-threshold {self.iou_threshold}: must lie in [0, 1]")
+        if self.batch_size < 1 or self.top_k < 1 or self.top_k > 100:
+            raise BrodenError("--batch-size must be >= 1 and --top-k between 1 and 100")
+        if self.compat not in COMPAT_MODES:
+            raise BrodenError(f"--compat {self.compat}: choose {' or '.join(COMPAT_MODES)}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise BrodenError(f"--device {self.device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
+
+
+@dataclass
+class Outcome:
+    path: Path  # results.json
+    results: dict[str, Any]
+    skipped: bool  # True: a finished run with the same key was already there
+
+
+def score_model(model: LoadedModel, dataset: Broden, out: str | os.PathLike[str], settings: Settings) -> Outcome:
+    """Dissect ``settings.layers`` (default: the model's LAYERS) of ``model`` on ``dataset``; results in ``out``."""
+    settings.check()
+    layers = settings.layers or model.layers
+    if not layers:
+        raise BrodenError(f"{model.name}: no layers to dissect; pass --layers (list them with 'benchmark layers') "
+                          "or set LAYERS in the model file")
+    _check_dataset(dataset, settings)
+    source = ModelSource(model, dataset, list(dict.fromkeys(layers)), settings.device)
+    return _Run(source, dataset, Path(out), settings, model.record()).execute()
+
+
+def score_activations(supplied: SuppliedActivations, dataset: Broden, out: str | os.PathLike[str],
+                      settings: Settings, name: str | None = None) -> Outcome:
+    """Dissect activations computed elsewhere (``--activations``) on the dataset rows they name."""
+    settings.check()
+    _check_dataset(dataset, settings)
+    record = {"name": name or supplied.path.stem, "source": "activations", "file": str(supplied.path),
+              "file_sha256": None, "weights_sha256": None, "weights_url": None, "architecture": None,
+              "training_data": None, "paper": None, "metadata": {}}
+    return _Run(SuppliedSource(supplied, dataset), dataset, Path(out), settings, record).execute()
+
+
+def _check_dataset(dataset: Broden, settings: Settings) -> None:
+    if len(dataset) == 0:
+        raise BrodenError(f"{dataset.path}: the dataset has no images")
+    have = dataset.labels.category_names
+    for c in settings.categories or []:
+        if c not in have:
+            raise BrodenError(f"category {c!r} is not in the dataset {dataset.path} (it has {', '.join(have)}); "
+                              "fix --categories")
+
+
+def _exact_limit(num_rows: int, shape: tuple[int, int, int]) -> int:
+    """Values per unit in the run (rows x h x w), capped: TopQuantile then keeps only the top it needs, exactly."""
+    return max(1, min(num_rows * shape[1] * shape[2], 2**24))
+
+
+class _Run:
+    """One run's state between the passes; ``execute`` resumes from the checkpoint when there is one."""
+
+    def __init__(self, source, dataset: Broden, out: Path, settings: Settings, model_record: dict[str, Any]) -> None:
+        self.source, self.dataset, self.out, self.settings = source, dataset, out, settings
+        self.model_record = model_record
+        self.categories = ordered_categories(settings.categories or dataset.labels.category_names)
+        self.protocol = {
+            "quantile": settings.quantile,
+            "iou_threshold": settings.iou_threshold,
+            "categories": self.categories,
+            "compat": settings.compat,
+            "upsample": settings.upsample,
+            "threshold_method": None,  # filled from TopQuantile.method
+            "preprocess": source.describe_preprocess(),
+            "batch_size": settings.batch_size,
+        }
+        self.key = run_key({
+            "source": source.identity(), "layers": source.layers, "dataset": dataset.fingerprint,
+            "rows": source.indices if source.kind == "supplied" else len(source.indices),
+            "protocol": {k: v for k, v in self.protocol.items() if k not in ("threshold_method", "batch_size")},
+            "top_k": settings.top_k, "activation_dtype": "float16",
+        })
+        self.n = len(source.indices)
+        self.device = settings.device
+        count, _, how = os.environ.get(INTERRUPT_ENV, "").partition(":")
+        self.interrupt_after, self.hard_kill = (int(count) if count else None), how == "kill"
+        self.batches_done = 0
+
+    # -- the run -------------------------------------------------------------------------------------------------
+    def execute(self) -> Outcome:
+        results_path = self.out / RESULTS_FILE
+        if results_path.is_file() and not self.settings.force:
+            # written validated and atomically by a previous run: reading its key needs no schema check
+            existing = parse_json_strict(results_path.read_bytes(), str(results_path))
+            if existing.get("environment", {}).get("run_key") == self.key:
+                return Outcome(results_path, existing, skipped=True)
+            raise BrodenError(f"{results_path} holds the results of a different run (model, layers, settings or "
+                              "dataset differ); pass --force to replace them, or choose another --out")
+        self.started = time.perf_counter()
+        self._restore()
+        try:
+            if self.stage == "forward":
+                self._forward_pass()
+            if self.stage == "tally":
+                self._tally_pass()
+        finally:
+            if self.cache is not None:
+                self.cache.close()
+        self.timings["total_s"] += time.perf_counter() - self.started
+        results = self._results()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._write_top_maps(self.out / TOP_MAPS_FILE)
+        write_results(results_path, results, check_every_unit=False)
+        if not self.settings.keep_cache:
+            self.ckpt.remove()
+        return Outcome(results_path, results, skipped=False)
+
+    def _restore(self) -> None:
+        src, shapes, n = self.source, self.source.shapes, self.n
+        self.ckpt = Checkpoint(self.out / CACHE_DIR, self.key)
+        state = self.ckpt.open() or {}  # same key, same results: even a --force run resumes its own checkpoint
+        if state.get("use_cache") and not ActivationCache.intact(self.ckpt.dir, shapes, n):
+            state = self.ckpt.open(fresh=True) or {}  # the cache behind this checkpoint is gone: start over
+        self.stage = state.get("stage", "forward")
+        self.row = int(state.get("row", 0))
+        self.timings = dict(state.get("timings", {"forward_s": 0.0, "threshold_s": 0.0, "tally_s": 0.0, "total_s": 0.0}))
+        self.use_cache = state.get("use_cache")
+        if self.use_cache is None:
+            self.use_cache = src.kind == "model" and ActivationCache.nbytes(shapes, n) <= self.settings.cache_budget_bytes
+        self.cache = ActivationCache(self.ckpt.dir, shapes, n, resume=bool(state)) if self.use_cache else None
+        dev = self.device
+        self.quant = {
+            name: TopQuantile.from_state_dict(state["quantiles"][name], device=dev) if "quantiles" in state
+            else TopQuantile(shapes[name][0], self.settings.quantile, exact_limit=_exact_limit(n, shapes[name]), device=dev)
+            for name in src.layers
+        }
+        self.tops = {
+            name: TopImages.from_state_dict(state["tops"][name], device=dev) if "tops" in state
+            else TopImages(shapes[name][0], self.settings.top_k, shapes[name][1:], device=dev)
+            for name in src.layers
+        }
+        self.thresholds = {k: v.to(dev) for k, v in state.get("thresholds", {}).items()}
+        label_category = self.dataset.labels.primary_categories(self.categories)
+        num_labels = self.dataset.labels.max_number + 1
+        self.tallies = {
+            name: Tally.from_state_dict(state["tallies"][name], device=dev) if "tallies" in state
+            else Tally(shapes[name][0], num_labels, self.categories, label_category, compat=self.settings.compat,
+                       upsample=self.settings.upsample, device=dev)
+            for name in src.layers
+        }
+        self.last_save = time.perf_counter()
+
+    def _forward_pass(self) -> None:
+        """Pass 1: thresholds and top images (and the cache)."""
+        t0, q_time = time.perf_counter(), 0.0
+        stream = self.source.batches(self.settings.batch_size, self.settings.workers, self.row, None)
+        for batch, acts in track(stream, "pass 1/2: forward, thresholds, top images", total=self.n - self.row,
+                                 advance_by=lambda item: len(item[0].ids)):
+            for name, a in acts.items():
+                if self.cache is not None:
+                    self.cache.write(name, batch.start, a)
+                a32 = a.float()
+                tq = time.perf_counter()
+                self.quant[name].add(a32)
+                q_time += time.perf_counter() - tq
+                self.tops[name].add(a32, batch.start)
+            self.row = batch.end
+            if self._checkpoint_due():
+                self.timings["forward_s"] += time.perf_counter() - t0 - q_time
+                self.timings["threshold_s"] += q_time
+                t0, q_time = time.perf_counter(), 0.0
+                self._save()
+            self._tick()
+        tq = time.perf_counter()
+        self.thresholds = {name: self.quant[name].thresholds().to(self.device) for name in self.source.layers}
+        self.timings["threshold_s"] += q_time + time.perf_counter() - tq
+        self.timings["forward_s"] += tq - t0 - q_time
+        self.stage, self.row = "tally", 0
+        self._save()
+
+    def _tally_pass(self) -> None:
+        """Pass 2: intersections of active regions and labels, from the cache or a second forward pass."""
+        t0 = time.perf_counter()
+        stream = self.source.batches(self.settings.batch_size, self.settings.workers, self.row, self.categories,
+                                     need_acts=self.cache is None)
+        for batch, acts in track(stream, "pass 2/2: tally", total=self.n - self.row,
+                                 advance_by=lambda item: len(item[0].ids)):
+            maps = batch.label_maps.to(self.device, non_blocking=True)
+            for name in self.source.layers:
+                a = self.cache.read(name, batch.start, batch.end).to(self.device) if self.cache is not None else acts[name]
+                self.tallies[name].add(TallyInput(a.float(), maps, batch.image_labels),
+                                       self.thresholds[name])
+            self.row = batch.end
+            if self._checkpoint_due():
+                self.timings["tally_s"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                self._save()
+            self._tick()
+        self.timings["tally_s"] += time.perf_counter() - t0
+        self.stage = "done"
+
+    # -- checkpoints -----------------------------------------------------------------------------------------------
+    def _checkpoint_due(self) -> bool:
+        return self.row < self.n and time.perf_counter() - self.last_save >= self.settings.checkpoint_every_s
+
+    def _save(self) -> None:
+        if self.cache is not None:
+            self.cache.flush()  # the checkpoint may only point at cache rows that are on disk
+        now = time.perf_counter()
+        state = {
+            "stage": self.stage, "row": self.row, "use_cache": self.use_cache,
+            "timings": {**self.timings, "total_s": self.timings["total_s"] + now - self.started},
+            "quantiles": {k: q.state_dict() for k, q in self.quant.items()},
+            "tops": {k: t.state_dict() for k, t in self.tops.items()},
+        }
+        if self.stage == "tally":
+            state["thresholds"] = {k: v.cpu() for k, v in self.thresholds.items()}
+            state["tallies"] = {k: t.state_dict() for k, t in self.tallies.items()}
+        self.ckpt.save(state)
+        self.last_save = now
+
+    def _tick(self) -> None:
+        self.batches_done += 1
+        if self.interrupt_after is not None and self.batches_done >= self.interrupt_after:
+            if self.hard_kill:
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise KeyboardInterrupt(f"{INTERRUPT_ENV}={self.interrupt_after}")
+
+    # -- outputs ---------------------------------------------------------------------------------------------------
+    def _row_ids(self, rows: torch.Tensor) -> np.ndarray:
+        """Dataset ids of run rows (``-1`` -> '')."""
+        ids, order = self.source.dataset_ids, self.source.indices
+        flat = ["" if r < 0 else ids[order[r]] for r in rows.cpu().numpy().ravel()]
+        return np.asarray(flat, dtype=str).reshape(tuple(rows.shape))
+
+    def _results(self) -> dict[str, Any]:
+        from broden.version import __version__
+
+        label_names = {lab.number: lab.name for lab in self.dataset.labels.labels}
+        layers = []
+        for name in self.source.layers:
+            units = score_units(self.tallies[name], label_names)
+            th = self.thresholds[name].cpu().tolist()
+            ids = self._row_ids(self.tops[name].rows)
+            values = self.tops[name].values.cpu().tolist()
+            for unit in units:
+                u = unit["unit"]
+                unit["threshold"] = float(th[u])
+                unit["top_images"] = [{"id": str(i), "activation": float(v)} for i, v in zip(ids[u], values[u]) if i]
+            layers.append({
+                "name": name,
+                "num_units": self.source.shapes[name][0],
+                "shape": list(self.source.shapes[name]),
+                "units": units,
+                "summary": summarize_layer(units, self.categories, self.settings.iou_threshold),
+            })
+        method = next(iter(self.quant.values())).method
+        meta = self.dataset.meta
+        return {
+            "schema": SCHEMA_VERSION,
+            "name": self.model_record["name"],
+            "model": self.model_record,
+            "dataset": {
+                "name": str(meta.get("name") or self.dataset.path.name),
+                "fingerprint": self.dataset.fingerprint,
+                "path": str(self.dataset.path),
+                "num_images": self.n,
+                "image_size": meta.get("image_size"),
+                "seg_size": meta.get("seg_size"),
+            },
+            "protocol": {**self.protocol, "threshold_method": f"{method}; activations rounded to float16"},
+            "provenance": {"kind": "measured"},
+            "environment": {
+                "broden_version": __version__,
+                "torch_version": torch.__version__,
+                "python_version": platform.python_version(),
+                "device": str(self.device),
+                "platform": platform.platform(),
+                "run_key": self.key,
+            },
+            "timings": {k: round(float(v), 3) for k, v in self.timings.items()},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "layers": layers,
+            "artifacts": {"top_maps": TOP_MAPS_FILE},
+        }
+
+    def _write_top_maps(self, path: Path) -> None:
+        arrays = {}
+        for name, top in self.tops.items():
+            arrays[f"{name}/maps"] = top.maps.cpu().numpy()
+            arrays[f"{name}/ids"] = self._row_ids(top.rows)
+        with atomic.atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)

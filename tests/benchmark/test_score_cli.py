@@ -1,0 +1,142 @@
+"""`benchmark score` and `benchmark layers` from the command line: the real MobileNetV2 end to end on the sample
+dataset, a crash (SIGKILL) and resume, the no-op rerun, --help, and one-line errors without partial results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.cli import main
+from benchmark.results import load_results
+from tests.helpers.paths import REPO
+
+TINY = """
+from collections import OrderedDict
+import torch
+from torch import nn
+
+NAME = "tiny cli"
+LAYERS = ["head"]
+METADATA = {"architecture": "two convs", "training_data": "none"}
+
+def build_model():
+    torch.manual_seed(0)
+    return nn.Sequential(OrderedDict(
+        stem=nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU()),
+        head=nn.Sequential(nn.Conv2d(8, 6, 3, stride=2, padding=1), nn.ReLU()),
+    ))
+"""
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    from broden.sample import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("small") / "ds", num_images=24, size=64).path
+
+
+@pytest.fixture()
+def tiny_file(tmp_path):
+    path = tmp_path / "tiny.py"
+    path.write_text(textwrap.dedent(TINY))
+    return path
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "BRODEN_PROGRESS": "0", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], capture_output=True, text=True,
+                          env=full_env, cwd=REPO, timeout=300)
+
+
+def test_mobilenet_v2_end_to_end_on_sample(sample_dataset, tmp_path, capsys) -> None:
+    out = tmp_path / "mnv2"
+    args = ["score", str(REPO / "examples" / "mobilenet_v2.py"), "--dataset", str(sample_dataset), "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "features.18:" in printed and "wrote" in printed
+    results = load_results(out / "results.json")
+    layer = results["layers"][0]
+    assert (layer["name"], layer["shape"]) == ("features.18", [1280, 7, 7])
+    assert results["dataset"]["num_images"] == 240 and results["dataset"]["seg_size"] == [112, 112]
+    assert results["model"]["weights_sha256"] == "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
+    assert layer["summary"]["detectors"]["all"] > 0  # a trained network has detectors even on the sample
+    assert results["artifacts"]["top_maps"] == "top_maps.npz"
+    maps = np.load(out / "top_maps.npz")
+    assert maps["features.18/maps"].shape == (1280, 10, 7, 7)
+    assert not (out / "cache").exists()
+    # a finished run is not redone
+    assert main(args) == 0
+    assert "already scored" in capsys.readouterr().out
+
+
+def test_crash_and_resume_from_the_command_line(small, tiny_file, tmp_path, monkeypatch, capsys) -> None:
+    common = ["score", str(tiny_file), "--dataset", str(small), "--batch-size", "5", "--workers", "1"]
+    assert main([*common, "--out", str(tmp_path / "ref")]) == 0
+    out = tmp_path / "out"
+    # SIGKILL after 7 batches (pass 1 has 5): nothing gets a chance to clean up
+    killed = _cli(*common, "--out", str(out), "--checkpoint-every", "0", env={"BRODEN_TEST_INTERRUPT_AFTER": "7:kill"})
+    assert killed.returncode == -9
+    assert (out / "cache" / "checkpoint.pt").is_file() and not (out / "results.json").exists()
+    assert main([*common, "--out", str(out)]) == 0
+    a, b = (json.loads((d / "results.json").read_text()) for d in (tmp_path / "ref", out))
+    for r in (a, b):
+        del r["timings"], r["created"]
+    assert a == b
+    capsys.readouterr()
+    monkeypatch.setenv("BRODEN_TEST_INTERRUPT_AFTER", "2")  # Ctrl-C
+    assert main([*common, "--out", str(tmp_path / "int")]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["missing_model.py"], "missing_model.py: model file not found"),
+        (["{tiny}", "--layers", "haed"], "layer 'haed' not found in the model; closest: head"),
+        (["{tiny}", "--categories", "object,animal"], "category 'animal' is not in the dataset"),
+        (["{tiny}", "--device", "cuda:0"], "CUDA is not available"),
+        (["torchvision:resnet17"], "no such torchvision classification model; closest: resnet18"),
+        (["--activations", "{missing}"], "activations file not found"),
+        ([], "give either MODEL"),
+    ],
+)
+def test_bad_input_is_one_line_and_leaves_no_results(small, tiny_file, tmp_path, capsys, extra, message) -> None:
+    if "cuda:0" in extra and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    args = [a.format(tiny=tiny_file, missing=tmp_path / "nope.npz") for a in extra]
+    out = tmp_path / "out"
+    assert main(["score", *args, "--dataset", str(small), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (out / "results.json").exists()
+
+
+def test_missing_dataset(tiny_file, tmp_path, capsys) -> None:
+    assert main(["score", str(tiny_file), "--dataset", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "dataset not found" in capsys.readouterr().err
+
+
+def test_help_documents_the_model_contract(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    text = capsys.readouterr().out
+    for word in ("build_model()", "LAYERS", "preprocess", "METADATA", "EXTRA_TOKENS", "torchvision:NAME",
+                 "--activations", "--force", "resume", "examples:"):
+        assert word in text
+
+
+def test_layers_command(tiny_file, capsys) -> None:
+    assert main(["layers", str(tiny_file), "--input-size", "64"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = next(line for line in lines if line.startswith("head "))
+    assert "1x6x8x8" in head and "6x8x8" in head and "(default)" in head
+    assert main(["layers", "torchvision:resnet18", "--dissectable"]) == 0  # no weights needed to list layers
+    text = capsys.readouterr().out
+    assert "layer4" in text and "512x7x7" in text and "fc " not in text

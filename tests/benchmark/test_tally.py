@@ -1,0 +1,216 @@
+"""The vectorised tally against planted detectors, hand-computed counts, and the plain reference in naive_tally."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.tally import Tally, TallyInput
+from broden.errors import BrodenError
+from tests.helpers.naive_tally import naive_tally
+from tests.helpers.tally_data import (
+    CATS,
+    NUM_LABELS,
+    PRIMARY,
+    assert_same_counts,
+    counts_of,
+    random_batch,
+    run_tally,
+    unit_thresholds,
+)
+
+
+@pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vectorised_matches_naive(seed: int, compat: str) -> None:
+    rng = np.random.default_rng(seed)
+    batches = [random_batch(rng, images, 6) for images in (5, 1, 4)]
+    thresholds = unit_thresholds(batches, 0.8)
+    thresholds[0] = batches[0][0][0, 0].max()  # a map whose max equals the threshold: never active
+    tally = run_tally(batches, thresholds, compat, chunk_elements=3 * 49)  # several chunks per batch
+    expected = naive_tally(batches, thresholds, NUM_LABELS, CATS, PRIMARY, compat)
+    assert_same_counts(counts_of(tally), expected)
+    assert tally.active.sum() > 0 and tally.intersection[:, 8].sum() > 0
+
+
+def test_merge_of_halves_equals_one_pass_and_state_round_trip() -> None:
+    rng = np.random.default_rng(5)
+    batches = [random_batch(rng, 4, 5) for _ in range(4)]
+    thresholds = unit_thresholds(batches, 0.7)
+    whole = run_tally(batches, thresholds)
+    first, second = run_tally(batches[:2], thresholds), run_tally(batches[2:], thresholds)
+    buf = io.BytesIO()
+    torch.save(first.state_dict(), buf)
+    buf.seek(0)
+    restored = Tally.from_state_dict(torch.load(buf))
+    restored.merge(second)
+    assert_same_counts(counts_of(restored), counts_of(whole))
+    assert torch.equal(restored.label_cat, whole.label_cat)
+    with pytest.raises(BrodenError):
+        restored.merge(run_tally(batches[:1], thresholds, compat="netdissect-lite"))
+
+
+def test_planted_detectors_reach_iou_one() -> None:
+    """Unit k fires exactly on concept k (pixel labels at mask resolution, then a scene label): IoU 1."""
+    from benchmark.scoring import score_units
+
+    rng = np.random.default_rng(3)
+    images, seg = 6, 8
+    maps = np.zeros((images, 2, seg, seg), dtype=np.int64)
+    maps[:, 0] = rng.integers(1, 5, (images, seg, seg))  # color everywhere
+    maps[:, 1, :4, :] = 5  # object 5 in the top half of every image
+    maps[:3, 1, 4:, :4] = 6  # object 6 in three images
+    scenes = [[13] if i % 2 else [14] for i in range(images)]
+    planted = [(0, 1), (1, 5), (1, 6), (3, 13)]  # (layer or scene, label) per unit
+    acts = np.zeros((images, len(planted), seg, seg), dtype=np.float32)
+    for u, (layer, label) in enumerate(planted):
+        if layer == 3:
+            acts[:, u] = np.array([[lab == label for lab in s] for s in scenes], dtype=np.float32)[:, :, None]
+        else:
+            acts[:, u] = maps[:, layer] == label
+    thresholds = np.full(len(planted), 0.5, dtype=np.float32)
+    tally = run_tally([(acts, maps, scenes)], thresholds)
+    units = score_units(tally, {n: f"label{n}" for n in range(NUM_LABELS)})
+    got = [(u["category"], u["label"], u["iou"]) for u in units]
+    assert got == [("color", "label1", 1.0), ("object", "label5", 1.0), ("object", "label6", 1.0),
+                   ("scene", "label13", 1.0)]
+    assert units[3]["categories"]["scene"] == {
+        "label": "label13", "label_id": 13, "iou": 1.0, "intersection": 3 * 64, "activation": 3 * 64, "truth": 3 * 64,
+    }
+
+
+def gate_case():
+    """Three 2x2 images: object 5 everywhere; part 9 at (0,0) of image 0 and at (1,1) of image 2; image 1 has none.
+
+    Unit 0 fires at (0,0) in images 0 and 2 and everywhere in image 1.
+    """
+    maps = np.zeros((3, 2, 2, 2), dtype=np.int64)
+    maps[:, 0] = 5
+    maps[0, 1, 0, 0] = 9
+    maps[2, 1, 1, 1] = 9
+    acts = np.zeros((3, 1, 2, 2), dtype=np.float32)
+    acts[0, 0, 0, 0] = acts[2, 0, 0, 0] = 1
+    acts[1, 0] = 1
+    return [(acts, maps, [[], [], []])], np.array([0.5], dtype=np.float32)
+
+
+def test_category_conditional_denominator() -> None:
+    """Orig: activation counts in images with any part label (images 0 and 2): A=2, T=2, I=1 -> IoU 1/3.
+
+    The whole-dataset denominator would use all 6 active pixels (IoU 1/7); Lite's narrow gate only image 0 (1/2).
+    """
+    from benchmark.scoring import iou_matrix
+
+    batches, thresholds = gate_case()
+    orig = run_tally(batches, thresholds, categories=["object", "part"], primary={5: "object", 9: "part"})
+    assert orig.active.tolist() == [6]
+    assert orig.intersection[0, 9] == 1 and orig.truth[9] == 2
+    assert orig.activation_by_category.tolist() == [[6, 2]]
+    assert iou_matrix(orig)[0, 9].item() == pytest.approx(1 / 3)
+    assert iou_matrix(orig)[0, 5].item() == pytest.approx(6 / 12)
+    lite = run_tally(batches, thresholds, "netdissect-lite", categories=["object", "part"],
+                     primary={5: "object", 9: "part"})
+    assert lite.activation_by_category.tolist() == [[6, 1]]
+    assert iou_matrix(lite)[0, 9].item() == pytest.approx(1 / 2)
+
+
+def test_lite_image_level_label_zero_and_fallback_category() -> None:
+    """Lite: a scene '0' adds to truth[0] and intersection[:,0] and gates the last category; label 18 (unselected)
+    is scored in the last category. The original ignores both."""
+    maps = np.zeros((1, 1, 2, 2), dtype=np.int64)
+    maps[0, 0] = [[5, 18], [5, 5]]
+    acts = np.array([[[[0, 1], [0, 0]]]], dtype=np.float32)
+    batches, thresholds = [(acts, maps, [[0]])], np.array([0.5], dtype=np.float32)
+    orig = run_tally(batches, thresholds, categories=CATS)
+    lite = run_tally(batches, thresholds, "netdissect-lite", categories=CATS)
+    assert orig.truth[0] == 0 and orig.intersection[0, 0] == 0
+    assert orig.activation_by_category.tolist() == [[0, 1, 0, 0, 0]]  # the image has object 5
+    assert orig.label_cat[0] == -1 and orig.label_cat[18] == -1
+    assert lite.truth[0] == 4 and lite.intersection[0, 0] == 1
+    assert lite.label_cat[0] == lite.label_cat[18] == len(CATS) - 1
+    assert lite.activation_by_category.tolist() == [[0, 0, 0, 0, 1]]  # only texture (last) via label 0 and 18
+    assert lite.intersection[0, 18] == 1 and orig.intersection[0, 18] == 1  # counted in both, scored only in lite
+
+
+def test_lite_gate_counts_only_overlapping_categories() -> None:
+    """The active pixel overlaps only object 5; the image also has part 9 elsewhere: Orig gates part, Lite does not."""
+    maps = np.zeros((1, 2, 2, 2), dtype=np.int64)
+    maps[0, 0] = 5
+    maps[0, 1, 1, 1] = 9
+    acts = np.array([[[[1, 0], [0, 0]]]], dtype=np.float32)
+    batches, thresholds = [(acts, maps, [[13]])], np.array([0.5], dtype=np.float32)
+    orig = run_tally(batches, thresholds, categories=CATS)
+    lite = run_tally(batches, thresholds, "netdissect-lite", categories=CATS)
+    assert orig.activation_by_category.tolist() == [[0, 1, 1, 1, 0]]
+    assert lite.activation_by_category.tolist() == [[0, 1, 0, 1, 0]]
+
+
+def test_bilinear_upsampling_and_double_counted_layers() -> None:
+    """A 2x2 map upsampled to 4x4 (align_corners=False) and a pixel labeled 8 in two layers counting twice."""
+    acts = torch.tensor([[[[0.0, 1.0], [0.0, 0.0]]]]).numpy()
+    maps = np.zeros((1, 2, 4, 4), dtype=np.int64)
+    maps[0, 0, :, 2:] = 8
+    maps[0, 1, 0, 3] = 8
+    tally = run_tally([(acts, maps, [[]])], np.array([0.7], dtype=np.float32))
+    # Upsampled top row: 0, 0.25, 0.75, 1; second row: 0, 0.1875, 0.5625, 0.75 -> active (0,2), (0,3), (1,3),
+    # all labeled 8 in layer 0, and (0,3) also in layer 1.
+    assert tally.active.tolist() == [3]
+    assert tally.intersection[0, 8] == 4 and tally.truth[8] == 9
+
+
+def test_bad_inputs_raise_one_line_errors() -> None:
+    tally = Tally(2, NUM_LABELS, CATS, PRIMARY)
+    acts, maps = torch.zeros(1, 2, 3, 3), torch.zeros(1, 3, 7, 7, dtype=torch.int64)
+    with pytest.raises(BrodenError, match="outside"):
+        tally.add(TallyInput(acts, maps + NUM_LABELS, [[]]), torch.zeros(2))
+    with pytest.raises(BrodenError, match="units"):
+        tally.add(TallyInput(torch.zeros(1, 3, 3, 3), maps, [[]]), torch.zeros(3))
+    with pytest.raises(BrodenError, match="compat"):
+        Tally(2, NUM_LABELS, CATS, PRIMARY, compat="lite")
+    with pytest.raises(BrodenError, match="upsampling"):
+        Tally(2, NUM_LABELS, CATS, PRIMARY, upsample="bicubic")
+
+
+@pytest.mark.parametrize("shape", [(7, 7, 112, 112), (7, 7, 113, 113), (4, 6, 9, 11), (1, 1, 5, 5), (14, 14, 7, 7)])
+def test_active_pixels_equal_dense_upsampling(shape: tuple[int, int, int, int]) -> None:
+    """The cell-wise active set is the dense bilinear upsampling thresholded (align_corners=False, edge clamped)."""
+    from benchmark.upsample import active_pixels, upsample_maps
+
+    h, w, sh, sw = shape
+    gen = torch.Generator().manual_seed(sum(shape))
+    maps = torch.relu(torch.randn(40, h, w, generator=gen)) * torch.rand(40, 1, 1, generator=gen) * 3
+    thresholds = torch.rand(40, generator=gen) * 2
+    dense = upsample_maps(maps, (sh, sw)) > thresholds[:, None, None]
+    assert 0 < dense.sum() < dense.numel()
+    sparse = torch.zeros(40, sh * sw, dtype=torch.bool)
+    pair, pixel = active_pixels(maps, thresholds, (sh, sw))
+    sparse[pair, pixel] = True
+    assert pair.numel() == int(sparse.sum())  # no pixel reported twice
+    assert torch.equal(sparse, dense.flatten(1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
+def test_cuda_tally_equals_cpu(compat: str) -> None:
+    rng = np.random.default_rng(7)
+    batches = [random_batch(rng, 8, 16, size=7, seg=112) for _ in range(2)]
+    thresholds = unit_thresholds(batches, 0.99)
+    cpu = run_tally(batches, thresholds, compat)
+    cuda = run_tally(batches, thresholds, compat, device="cuda")
+    assert_same_counts(counts_of(cpu), counts_of(cuda))
+
+
+def test_image_level_categories_only() -> None:
+    """No pixel layers at all (only scene selected): scene labels still tally and score."""
+    acts = np.zeros((2, 1, 2, 2), dtype=np.float32)
+    acts[0, 0, 0, 0] = 1
+    maps = np.zeros((2, 0, 4, 4), dtype=np.int64)
+    batches = [(acts, maps, [[13], [14]])]
+    thresholds = np.array([0.5], dtype=np.float32)
+    tally = run_tally(batches, thresholds, categories=["scene"], primary={13: "scene", 14: "scene"})
+    assert tally.truth[13] == tally.truth[14] == 16
+    assert tally.intersection[0, 13] == tally.active[0] == tally.activation_by_category[0, 0] > 0
+    assert tally.intersection[0, 14] == 0
