@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from benchmark.activations import ActivationCache, SuppliedActivations
-from benchmark.activations.sources import ModelSource, SuppliedSource
+from benchmark.activations.producers import ModelProducer, SuppliedProducer
 from benchmark.checkpoint import Checkpoint, run_key
 from benchmark.models.loader import LoadedModel
 from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT, IOU_THRESHOLD, QUANTILE, ordered_categories
@@ -41,6 +41,7 @@ from broden.dataset import Broden
 from broden.errors import BrodenError
 from broden.utils import atomic
 from broden.utils.progress import track
+from broden.version import __version__
 
 RESULTS_FILE = "results.json"
 TOP_MAPS_FILE = "top_maps.npz"
@@ -97,8 +98,8 @@ def score_model(model: LoadedModel, dataset: Broden, out: str | os.PathLike[str]
         raise BrodenError(f"{model.name}: no layers to dissect; pass --layers (list them with 'benchmark layers') "
                           "or set LAYERS in the model file")
     _check_dataset(dataset, settings)
-    source = ModelSource(model, dataset, list(dict.fromkeys(layers)), settings.device)
-    return _Run(source, dataset, Path(out), settings, model.record()).execute()
+    producer = ModelProducer(model, dataset, list(dict.fromkeys(layers)), settings.device)
+    return _Run(producer, dataset, Path(out), settings, model.record()).execute()
 
 
 def score_activations(supplied: SuppliedActivations, dataset: Broden, out: str | os.PathLike[str],
@@ -109,7 +110,7 @@ def score_activations(supplied: SuppliedActivations, dataset: Broden, out: str |
     record = {"name": name or supplied.path.stem, "source": "activations", "file": str(supplied.path),
               "file_sha256": None, "weights_sha256": None, "weights_url": None, "architecture": None,
               "training_data": None, "paper": None, "metadata": {}}
-    return _Run(SuppliedSource(supplied, dataset), dataset, Path(out), settings, record).execute()
+    return _Run(SuppliedProducer(supplied, dataset), dataset, Path(out), settings, record).execute()
 
 
 def _check_dataset(dataset: Broden, settings: Settings) -> None:
@@ -130,8 +131,8 @@ def _exact_limit(num_rows: int, shape: tuple[int, int, int]) -> int:
 class _Run:
     """One run's state between the passes; ``execute`` resumes from the checkpoint when there is one."""
 
-    def __init__(self, source, dataset: Broden, out: Path, settings: Settings, model_record: dict[str, Any]) -> None:
-        self.source, self.dataset, self.out, self.settings = source, dataset, out, settings
+    def __init__(self, producer, dataset: Broden, out: Path, settings: Settings, model_record: dict[str, Any]) -> None:
+        self.producer, self.dataset, self.out, self.settings = producer, dataset, out, settings
         self.model_record = model_record
         self.categories = ordered_categories(settings.categories or dataset.labels.category_names)
         self.protocol = {
@@ -141,16 +142,16 @@ class _Run:
             "compat": settings.compat,
             "upsample": settings.upsample,
             "threshold_method": None,  # filled from TopQuantile.method
-            "preprocess": source.describe_preprocess(),
+            "preprocess": producer.describe_preprocess(),
             "batch_size": settings.batch_size,
         }
         self.key = run_key({
-            "source": source.identity(), "layers": source.layers, "dataset": dataset.fingerprint,
-            "rows": source.indices if source.kind == "supplied" else len(source.indices),
+            "source": producer.identity(), "layers": producer.layers, "dataset": dataset.fingerprint,
+            "rows": producer.indices if producer.kind == "supplied" else len(producer.indices),
             "protocol": {k: v for k, v in self.protocol.items() if k not in ("threshold_method", "batch_size")},
             "top_k": settings.top_k, "activation_dtype": "float16",
         })
-        self.n = len(source.indices)
+        self.n = len(producer.indices)
         self.device = settings.device
         count, _, how = os.environ.get(INTERRUPT_ENV, "").partition(":")
         self.interrupt_after, self.hard_kill = (int(count) if count else None), how == "kill"
@@ -186,7 +187,7 @@ class _Run:
         return Outcome(results_path, results, skipped=False)
 
     def _restore(self) -> None:
-        src, shapes, n = self.source, self.source.shapes, self.n
+        src, shapes, n = self.producer, self.producer.shapes, self.n
         self.ckpt = Checkpoint(self.out / CACHE_DIR, self.key)
         state = self.ckpt.open() or {}  # same key, same results: even a --force run resumes its own checkpoint
         if state.get("use_cache") and not ActivationCache.intact(self.ckpt.dir, shapes, n):
@@ -223,7 +224,7 @@ class _Run:
     def _forward_pass(self) -> None:
         """Pass 1: thresholds and top images (and the cache)."""
         t0, q_time = time.perf_counter(), 0.0
-        stream = self.source.batches(self.settings.batch_size, self.settings.workers, self.row, None)
+        stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, None)
         for batch, acts in track(stream, "pass 1/2: forward, thresholds, top images", total=self.n - self.row,
                                  advance_by=lambda item: len(item[0].ids)):
             for name, a in acts.items():
@@ -242,7 +243,7 @@ class _Run:
                 self._save()
             self._tick()
         tq = time.perf_counter()
-        self.thresholds = {name: self.quant[name].thresholds().to(self.device) for name in self.source.layers}
+        self.thresholds = {name: self.quant[name].thresholds().to(self.device) for name in self.producer.layers}
         self.timings["threshold_s"] += q_time + time.perf_counter() - tq
         self.timings["forward_s"] += tq - t0 - q_time
         self.stage, self.row = "tally", 0
@@ -251,12 +252,12 @@ class _Run:
     def _tally_pass(self) -> None:
         """Pass 2: intersections of active regions and labels, from the cache or a second forward pass."""
         t0 = time.perf_counter()
-        stream = self.source.batches(self.settings.batch_size, self.settings.workers, self.row, self.categories,
+        stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, self.categories,
                                      need_acts=self.cache is None)
         for batch, acts in track(stream, "pass 2/2: tally", total=self.n - self.row,
                                  advance_by=lambda item: len(item[0].ids)):
             maps = batch.label_maps.to(self.device, non_blocking=True)
-            for name in self.source.layers:
+            for name in self.producer.layers:
                 a = self.cache.read(name, batch.start, batch.end).to(self.device) if self.cache is not None else acts[name]
                 self.tallies[name].add(TallyInput(a.float(), maps, batch.image_labels),
                                        self.thresholds[name])
@@ -299,16 +300,14 @@ class _Run:
     # -- outputs ---------------------------------------------------------------------------------------------------
     def _row_ids(self, rows: torch.Tensor) -> np.ndarray:
         """Dataset ids of run rows (``-1`` -> '')."""
-        ids, order = self.source.dataset_ids, self.source.indices
+        ids, order = self.producer.dataset_ids, self.producer.indices
         flat = ["" if r < 0 else ids[order[r]] for r in rows.cpu().numpy().ravel()]
         return np.asarray(flat, dtype=str).reshape(tuple(rows.shape))
 
     def _results(self) -> dict[str, Any]:
-        from broden.version import __version__
-
         label_names = {lab.number: lab.name for lab in self.dataset.labels.labels}
         layers = []
-        for name in self.source.layers:
+        for name in self.producer.layers:
             units = score_units(self.tallies[name], label_names)
             th = self.thresholds[name].cpu().tolist()
             ids = self._row_ids(self.tops[name].rows)
@@ -319,8 +318,8 @@ class _Run:
                 unit["top_images"] = [{"id": str(i), "activation": float(v)} for i, v in zip(ids[u], values[u]) if i]
             layers.append({
                 "name": name,
-                "num_units": self.source.shapes[name][0],
-                "shape": list(self.source.shapes[name]),
+                "num_units": self.producer.shapes[name][0],
+                "shape": list(self.producer.shapes[name]),
                 "units": units,
                 "summary": summarize_layer(units, self.categories, self.settings.iou_threshold),
             })

@@ -43,7 +43,7 @@ from broden.dataset import (
 )
 from broden.errors import BrodenError
 from broden.labels import LabelTable
-from broden.masks import decode_binary
+from broden.masks import decode_binary, rle_totals
 from broden.utils.parallel import choose_workers, ordered_map
 from broden.utils.progress import track
 
@@ -63,7 +63,7 @@ class Violation:
 
 
 @dataclass
-class Report:
+class ValidationReport:
     path: Path
     violations: list[Violation] = field(default_factory=list)
     notes: Counter = field(default_factory=Counter)
@@ -74,54 +74,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.violations
-
-
-def _decode_numbers(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The signed integers of a COCO compressed RLE byte run (values 0..63 after -48) and each one's end index."""
-    ends = np.flatnonzero((b & 0x20) == 0)
-    starts = np.r_[0, ends[:-1] + 1]
-    k = np.arange(b.size) - np.repeat(starts, ends - starts + 1)
-    x = np.add.reduceat((b & 0x1F) << (5 * k), starts)
-    return np.where((b[ends] & 0x10) != 0, x - (1 << (5 * (k[ends] + 1))), x), ends
-
-
-def rle_total(counts: str) -> int | None:
-    """Number of pixels a compressed COCO RLE string covers (sum of its runs); None if it is malformed.
-
-    pycocotools does not check this on decode, so a mask of the wrong size would silently decode to garbage.
-    """
-    b = np.frombuffer(counts.encode("utf-8"), np.uint8).astype(np.int64) - 48
-    if b.size == 0 or b.min() < 0 or b.max() > 63 or b[-1] & 0x20:
-        return None
-    x, _ = _decode_numbers(b)
-    x[1::2] = np.cumsum(x[1::2])  # runs after the third are stored as differences to the run two before
-    x[2::2] = np.cumsum(x[2::2])
-    return None if x.min() < 0 else int(x.sum())
-
-
-def rle_totals(rles: list[str]) -> list[int | None]:
-    """:func:`rle_total` of each string, vectorised over all of them (one row's masks) for speed."""
-    joined = "".join(rles)
-    lengths = np.fromiter((len(r) for r in rles), np.int64, len(rles))
-    b = np.frombuffer(joined.encode("ascii", "replace"), np.uint8).astype(np.int64) - 48
-    offsets = np.cumsum(lengths)
-    if (not rles or not joined.isascii() or lengths.min() == 0 or b.min() < 0 or b.max() > 63
-            or (b[offsets - 1] & 0x20).any()):
-        return [rle_total(r) for r in rles]  # something is malformed: find out which, one by one
-    x, ends = _decode_numbers(b)
-    sid = np.searchsorted(offsets, ends, side="right")  # the string each number belongs to
-    m = np.bincount(sid, minlength=len(rles))
-    first = np.cumsum(m) - m
-    j = np.arange(x.size) - first[sid]  # position of the number within its string
-    # run j >= 3 is stored as the difference to run j - 2: each stored value counts in every later run of its parity
-    total = np.bincount(sid, weights=x * np.where(j == 0, 1, (m[sid] - 1 - j) // 2 + 1), minlength=len(rles))
-    negative = np.where(j == 0, x, 0) < 0  # a run (the first, or a running sum of differences) below zero
-    for parity in (1, 0):
-        chain = np.where((j % 2 == parity) & (j >= 1), x, 0).cumsum()
-        before = np.where(first > 0, chain[np.maximum(first - 1, 0)], 0)
-        negative |= (chain - before[sid] < 0) & (j % 2 == parity) & (j >= 1)
-    bad = np.bincount(sid, weights=negative, minlength=len(rles)) > 0
-    return [None if bad[i] else int(round(t)) for i, t in enumerate(total)]
 
 
 @dataclass
@@ -256,7 +208,7 @@ def _check_row(row: dict[str, Any], ds: Broden, stats: _Stats) -> None:
                 stats.coverage[(cat, int(lab))] += float(area) / (sh * sw)
 
 
-def _read_json(path: Path, report: Report) -> Any:
+def _read_json(path: Path, report: ValidationReport) -> Any:
     if not path.is_file():
         report.violations.append(Violation(None, "files", f"{path.name} is missing"))
         return None
@@ -267,7 +219,7 @@ def _read_json(path: Path, report: Report) -> Any:
         return None
 
 
-def _check_table(labels: LabelTable, report: Report) -> None:
+def _check_table(labels: LabelTable, report: ValidationReport) -> None:
     bad = report.violations
     for cat in labels.category_names:
         codes = sorted(lab.categories[cat].code for lab in labels.labels if cat in lab.categories)
@@ -284,7 +236,7 @@ def _check_table(labels: LabelTable, report: Report) -> None:
                                                  f"not the sum over its categories ({cov:f})"))
 
 
-def _check_meta(meta: Any, labels: LabelTable, report: Report) -> bool:
+def _check_meta(meta: Any, labels: LabelTable, report: ValidationReport) -> bool:
     bad = report.violations
     if not isinstance(meta, dict):
         bad.append(Violation(None, "meta", f"{META_FILE} must hold a JSON object"))
@@ -302,7 +254,7 @@ def _check_meta(meta: Any, labels: LabelTable, report: Report) -> bool:
     return True
 
 
-def _check_statistics(labels: LabelTable, stats: _Stats, source_resolution: bool, report: Report) -> None:
+def _check_statistics(labels: LabelTable, stats: _Stats, source_resolution: bool, report: ValidationReport) -> None:
     kinds = {c.name: c.kind for c in labels.categories}
     table = {(c, lab.number): m for lab in labels.labels for c, m in lab.categories.items()}
     for key in sorted(set(table) | set(stats.frequency)):
@@ -325,10 +277,10 @@ def _check_statistics(labels: LabelTable, stats: _Stats, source_resolution: bool
                                                                  f"rows, the table says {t_cov:.6f}"))
 
 
-def validate(path: str | Path, *, workers: int | None = None) -> Report:
+def validate(path: str | Path, *, workers: int | None = None) -> ValidationReport:
     """Check the dataset at ``path``; never raises for damaged data, every problem becomes a violation."""
     path = Path(path)
-    report = Report(path)
+    report = ValidationReport(path)
     if not path.is_dir():
         report.violations.append(Violation(None, "files", f"{path} is not a directory"))
         return report

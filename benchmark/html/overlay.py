@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from benchmark.upsample import upsample_maps
+
 #: Brightness kept outside the active region (inside it stays 1.0).
 DIM = 0.2
 OUTLINE_RGB = (255, 230, 0)
@@ -25,8 +27,6 @@ def active_regions(maps: np.ndarray, threshold: float, sizes: Sequence[tuple[int
     unit's threshold (strictly). Maps for images of one size go through one batched call: per-image calls are
     dominated by thread start-up."""
     import torch
-
-    from benchmark.upsample import upsample_maps
 
     out: list[np.ndarray | None] = [None] * len(sizes)
     for size in dict.fromkeys(sizes):

@@ -25,9 +25,11 @@ import numpy as np
 from benchmark.html import charts, overlay, render, write_svg
 from benchmark.protocol import ordered_categories
 from benchmark.results import load_results
+from broden.dataset import load
 from broden.errors import BrodenError
 from broden.utils import atomic
 from broden.utils.filenames import distinct_names
+from broden.utils.progress import track
 
 #: Tiles taller than this are scaled down in the report (Broden images are 224 px).
 MAX_TILE_HEIGHT = 224
@@ -120,8 +122,6 @@ class UnitPictures:
 
 def _resolve_dataset(results: Mapping[str, Any], results_path: Path, dataset: str | os.PathLike[str] | None):
     """The dataset to draw images from: ``--dataset`` (errors are fatal), else the recorded path (a note if gone)."""
-    from broden.dataset import load
-
     if dataset is not None:
         return load(dataset), None
     recorded = results["dataset"].get("path")
@@ -203,8 +203,6 @@ def _layer_histograms(root: Path, slug: str, layer: Mapping[str, Any], categorie
 def _gallery(
     root: Path, slug: str, layer: Mapping[str, Any], categories: Sequence[str], thr: float, images: UnitPictures | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    from broden.utils.progress import track
-
     layer_maps = images.layer(layer["name"], layer["num_units"]) if images else None
     note = None
     if images and layer_maps is None:

@@ -26,16 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from broden.utils import atomic
-from broden.errors import BrodenError
+from broden.build.sources import Source, colors, fail, get_sources, registry
+from broden.build.unify import MIN_COVERAGE, MIN_FREQUENCY, RawKey, RawStats, Vocabulary, unify
 from broden.dataset import IMAGE_SIZES, encode_row, write_dataset
+from broden.errors import BrodenError
 from broden.labels import BRODEN_CATEGORIES
-from broden.masks import encode_label_map, reduce_nearest
+from broden.legacy import export_legacy
+from broden.masks import reduce_nearest
+from broden.split import assign_split
+from broden.utils import atomic
 from broden.utils.parallel import default_workers, ordered_map
 from broden.utils.progress import make_progress
-from broden.build.sources import Source, colors, fail, get_sources, registry
-from broden.split import assign_split
-from broden.build.unify import MIN_COVERAGE, MIN_FREQUENCY, RawKey, RawStats, Vocabulary, unify
+from broden.validate import validate_dataset
 
 CHUNK = 32  # images per cached work file: the unit of parallel work and of resuming
 WORK_FORMAT = 1
@@ -361,7 +363,6 @@ def build(opts: BuildOptions):
         }
         rows = iter_rows(works, vocab, opts.size, workers, progress)
         dataset = write_dataset(opts.out, rows, vocab.labels, meta=meta)
-    from broden.validate import validate_dataset
 
     violations = validate_dataset(opts.out, workers=workers)
     if violations:
@@ -372,8 +373,6 @@ def build(opts: BuildOptions):
             exit_code=1,
         )
     if opts.legacy is not None:
-        from broden.legacy import export_legacy
-
         export_legacy(dataset, opts.legacy, workers=workers)
     shutil.rmtree(Path(f"{opts.out}.partial"), ignore_errors=True)
     return dataset

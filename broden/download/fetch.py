@@ -28,6 +28,7 @@ from broden.utils import atomic
 from broden.utils.disk import check_free_space, human_bytes
 from broden.utils.hashing import file_digests
 from broden.utils.progress import make_progress, say
+from broden.version import __version__
 
 CHUNK = 1 << 20
 # Network reads are smaller: a dropped connection loses at most the chunk being received.
@@ -263,8 +264,6 @@ def _fetch_http(
 ) -> None:
     """Retry one URL until the part file is complete; consecutive failures without progress are bounded."""
     import requests
-
-    from broden.version import __version__
 
     with requests.Session() as session:
         session.headers["User-Agent"] = f"broden/{__version__} (+https://github.com/broden-project/broden)"

@@ -24,9 +24,11 @@ from broden.dataset import META_FILE
 from broden.download.extract import extract
 from broden.download.fetch import fetch, normalise_checksum
 from broden.errors import BrodenError
+from broden.legacy import convert_legacy
 from broden.utils import atomic
 from broden.utils.disk import check_free_space, human_bytes
 from broden.utils.progress import say
+from broden.validate import validate_dataset
 
 ORIGINAL_HOST = "http://netdissect.csail.mit.edu/data"
 # Wayback "id_" URLs return the archived bytes unmodified. The timestamp is the capture a third party used for the
@@ -236,12 +238,8 @@ def download_release(
         shutil.rmtree(paths.unpacked, ignore_errors=True)
 
     if plan.convert:
-        from broden.legacy import convert_legacy
-
         say(f"converting {paths.legacy} to {paths.dataset}")
         convert_legacy(paths.legacy, paths.dataset)
-
-    from broden.validate import validate_dataset
 
     say(f"validating {paths.dataset}")
     violations = validate_dataset(paths.dataset)

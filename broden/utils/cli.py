@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from broden.errors import BrodenError
+from broden.version import __version__
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,6 @@ class Command:
 
 
 def _version() -> str:
-    from broden.version import __version__
-
     return __version__
 
 

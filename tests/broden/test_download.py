@@ -510,10 +510,10 @@ def test_command_end_to_end(http_server, legacy_zip, tmp_path, plenty_of_disk, c
 
 
 def test_release_failing_validation_exits_1(legacy_zip, tmp_path, plenty_of_disk, capsys, monkeypatch):
-    from broden import validate
+    from broden.download import releases
     from broden.validate import Violation
 
-    monkeypatch.setattr(validate, "validate_dataset", lambda path: [Violation("ade20k/x.jpg", "masks", "bad")] * 3)
+    monkeypatch.setattr(releases, "validate_dataset", lambda path: [Violation("ade20k/x.jpg", "masks", "bad")] * 3)
     src = tmp_path / "broden1_224.zip"
     src.write_bytes(legacy_zip)
     code = main(["download", "--dest", str(tmp_path / "data"), "--url", str(src), "--sha256", sha(legacy_zip)])

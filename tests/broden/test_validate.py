@@ -267,7 +267,7 @@ def test_rle_totals_match_pycocotools_and_catch_malformed_strings() -> None:
     import numpy as np
     from pycocotools import mask as mask_util
 
-    from broden.validate import rle_total, rle_totals
+    from broden.masks import rle_total, rle_totals
 
     rng = np.random.default_rng(0)
     for h, w in ((112, 112), (5, 7), (1, 1)):

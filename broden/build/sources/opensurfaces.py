@@ -28,8 +28,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from broden.utils import atomic
 from broden.build.sources.base import Source, SourceImage, fail, fetch_and_unpack, read_label_png
+from broden.download.fetch import fetch
+from broden.utils import atomic
+from broden.utils.progress import track
 
 RELEASE_URL = "http://labelmaterial.s3.amazonaws.com/release/opensurfaces-release-0.zip"
 STATIC_URL_ROOT = "http://labelmaterial.s3.amazonaws.com"  # photos: <root>/<photo image_orig>
@@ -115,8 +117,6 @@ def render_labels(photo: dict[str, Any], shapes: list[dict[str, Any]], red: dict
 
 def prepare_release(home_dir: Path) -> None:
     """Write the CSVs and render ``photos-labels/`` from the release JSON (``photos.csv`` last: it marks completion)."""
-    from broden.utils.progress import track
-
     home_dir = Path(home_dir)
     try:
         substances = _codes(_release_json(home_dir, "shapes.shapesubstance.json"))
@@ -165,8 +165,6 @@ def _csv_text(rows: list) -> str:
 
 def fetch_photos(home_dir: Path) -> None:
     """Download every kept photo from the OpenSurfaces server (each verified complete; finished ones are skipped)."""
-    from broden.download.fetch import fetch
-    from broden.utils.progress import track
 
     for photo in track(release_photos(home_dir), "opensurfaces: photos"):
         dest = Path(home_dir) / "photos" / f"{photo['pk']}.jpg"

@@ -1,4 +1,4 @@
-"""Where a run's activations come from: a model's forward pass, or an ``.npz`` of activations computed elsewhere.
+"""The producers of a run's activations: a model's forward pass, or an ``.npz`` of activations computed elsewhere.
 
 Both yield, per batch of rows in the run's order, the decoded :class:`~benchmark.activations.Batch` and each layer's
 activations as float16 (checked finite), and both describe themselves for the results file and the run key.
@@ -22,7 +22,7 @@ from broden.utils.hashing import file_digests
 Acts = dict[str, torch.Tensor]
 
 
-class ModelSource:
+class ModelProducer:
     """Activations from one forward pass of a model for all its tapped layers."""
 
     kind = "model"
@@ -64,7 +64,7 @@ class ModelSource:
         return {"model": record, "parameters": module_digest(self.model.module), "extra_tokens": self.model.extra_tokens}
 
 
-class SuppliedSource:
+class SuppliedProducer:
     """Activations read from ``--activations acts.npz`` (one layer); the npz itself serves as the cache."""
 
     kind = "supplied"
