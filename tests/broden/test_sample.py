@@ -182,3 +182,9 @@ def test_cli_rejects_bad_arguments_with_one_line(tmp_path, capsys, args):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_card_names_the_finished_folder_not_the_temporary_one(sample_dataset) -> None:
+    card = (sample_dataset / "README.md").read_text()
+    assert f'broden.load("{sample_dataset.name}")' in card
+    assert ".partial" not in card
