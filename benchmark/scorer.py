@@ -53,7 +53,13 @@ INTERRUPT_ENV = "BRODEN_TEST_INTERRUPT_AFTER"
 
 @dataclass
 class Settings:
-    """Everything the user can set for a run (``benchmark score`` options)."""
+    """Everything the user can set for a run (``benchmark score`` options; keyword arguments of
+    :func:`benchmark.score`).
+
+    ``device`` ``auto``: CUDA when available, else the CPU (resolved by :meth:`check`). ``amp`` runs the forward
+    pass in mixed precision (off by default: it changes the activations, and the results record it). ``quiet``
+    hides the progress bars.
+    """
 
     layers: list[str] | None = None  # None: the model's LAYERS
     quantile: float = QUANTILE
@@ -63,7 +69,9 @@ class Settings:
     upsample: str = "bilinear"
     top_k: int = 10
     batch_size: int = 32
-    device: str = "cpu"
+    device: str = "auto"
+    amp: bool = False
+    quiet: bool = False
     workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
     cache_budget_bytes: int = 8 * 10**9
     keep_cache: bool = False
@@ -71,6 +79,9 @@ class Settings:
     checkpoint_every_s: float = 60.0
 
     def check(self) -> None:
+        """Reject impossible settings with a one-line error; resolve ``device='auto'``."""
+        if self.device == "auto":
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if not 0 < self.quantile < 1:
             raise BrodenError(f"--quantile {self.quantile}: must lie strictly between 0 and 1 (0.005 = top 0.5%)")
         if not 0 <= self.iou_threshold <= 1:
@@ -98,7 +109,7 @@ def score_model(model: LoadedModel, dataset: Broden, out: str | os.PathLike[str]
         raise BrodenError(f"{model.name}: no layers to dissect; pass --layers (list them with 'benchmark layers') "
                           "or set LAYERS in the model file")
     _check_dataset(dataset, settings)
-    producer = ModelProducer(model, dataset, list(dict.fromkeys(layers)), settings.device)
+    producer = ModelProducer(model, dataset, list(dict.fromkeys(layers)), settings.device, amp=settings.amp)
     return _Run(producer, dataset, Path(out), settings, model.record()).execute()
 
 
@@ -144,6 +155,7 @@ class _Run:
             "threshold_method": None,  # filled from TopQuantile.method
             "preprocess": producer.describe_preprocess(),
             "batch_size": settings.batch_size,
+            "amp": settings.amp and producer.kind == "model",
         }
         self.key = run_key({
             "source": producer.identity(), "layers": producer.layers, "dataset": dataset.fingerprint,
@@ -226,7 +238,7 @@ class _Run:
         t0, q_time = time.perf_counter(), 0.0
         stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, None)
         for batch, acts in track(stream, "pass 1/2: forward, thresholds, top images", total=self.n - self.row,
-                                 advance_by=lambda item: len(item[0].ids)):
+                                 advance_by=lambda item: len(item[0].ids), quiet=self.settings.quiet):
             for name, a in acts.items():
                 if self.cache is not None:
                     self.cache.write(name, batch.start, a)
@@ -255,7 +267,7 @@ class _Run:
         stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, self.categories,
                                      need_acts=self.cache is None)
         for batch, acts in track(stream, "pass 2/2: tally", total=self.n - self.row,
-                                 advance_by=lambda item: len(item[0].ids)):
+                                 advance_by=lambda item: len(item[0].ids), quiet=self.settings.quiet):
             maps = batch.label_maps.to(self.device, non_blocking=True)
             for name in self.producer.layers:
                 a = self.cache.read(name, batch.start, batch.end).to(self.device) if self.cache is not None else acts[name]

@@ -1,6 +1,6 @@
 """ResNet-18 trained on ImageNet-1k, through torchvision's weights enum (downloaded once into torch's hub cache).
 
-Equivalent to ``benchmark score torchvision:resnet18``; offline, with the weights not cached, the run stops with a
+Equivalent to ``benchmark score torchvision:resnet18:IMAGENET1K_V1`` (that route also takes the enum's preprocessing); offline, with the weights not cached, the run stops with a
 one-line message naming the file and where to put it.
 
     benchmark score examples/resnet18.py --dataset broden1_224 --layers layer3,layer4
@@ -9,7 +9,7 @@ one-line message naming the file and where to put it.
 import torch
 from torchvision.models import ResNet18_Weights, resnet18
 
-from benchmark.models.loader import torchvision_state_dict
+from benchmark.models.loaders.torchvision import state_dict
 
 NAME = "ResNet-18 (ImageNet)"
 LAYERS = ["layer4"]
@@ -24,5 +24,5 @@ METADATA = {
 
 def build_model() -> torch.nn.Module:
     model = resnet18()
-    model.load_state_dict(torchvision_state_dict(WEIGHTS))
+    model.load_state_dict(state_dict(WEIGHTS)[0])
     return model

@@ -9,7 +9,7 @@ tokens are folded into a 14x14 grid of 768 units. Weights come through torchvisi
 import torch
 from torchvision.models import ViT_B_16_Weights, vit_b_16
 
-from benchmark.models.loader import torchvision_state_dict
+from benchmark.models.loaders.torchvision import state_dict
 
 NAME = "ViT-B/16 (ImageNet)"
 LAYERS = ["encoder.layers.encoder_layer_10"]
@@ -25,5 +25,5 @@ METADATA = {
 
 def build_model() -> torch.nn.Module:
     model = vit_b_16()
-    model.load_state_dict(torchvision_state_dict(WEIGHTS))
+    model.load_state_dict(state_dict(WEIGHTS)[0])
     return model

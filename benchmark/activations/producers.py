@@ -14,9 +14,8 @@ import torch
 from benchmark.activations import Batch, RowBatches, SuppliedActivations, batch_loader, check_finite
 from benchmark.checkpoint import module_digest
 from benchmark.models.layers import LayerTaps
-from benchmark.models.loader import DefaultPreprocess, LoadedModel
+from benchmark.models.loader import LoadedModel, resolve_preprocess
 from broden.dataset import Broden
-from broden.errors import BrodenError
 from broden.utils.hashing import file_digests
 
 Acts = dict[str, torch.Tensor]
@@ -27,16 +26,17 @@ class ModelProducer:
 
     kind = "model"
 
-    def __init__(self, model: LoadedModel, dataset: Broden, layers: list[str], device: str) -> None:
+    def __init__(self, model: LoadedModel, dataset: Broden, layers: list[str], device: str, amp: bool = False) -> None:
         self.model = model
         self.dataset = dataset
         self.layers = layers
         self.device = torch.device(device)
         self.indices = list(range(len(dataset)))
         self.dataset_ids = list(dataset.ids)
-        self.preprocess = model.preprocess or DefaultPreprocess(_image_size(dataset))
+        size = dataset.meta.get("image_size")
+        self.preprocess = resolve_preprocess(model, (int(size[0]), int(size[1])) if size else None)
         model.module.eval().to(self.device)
-        self.taps = LayerTaps(model.module, layers, model.extra_tokens)
+        self.taps = LayerTaps(model.module, layers, model.extra_tokens, amp=amp)
         self.shapes = self._probe_shapes()
 
     def _probe_shapes(self) -> dict[str, tuple[int, int, int]]:
@@ -89,10 +89,3 @@ class SuppliedProducer:
 
     def identity(self) -> dict[str, Any]:
         return {"activations": file_digests(self.supplied.path)[0]}
-
-
-def _image_size(dataset: Broden) -> tuple[int, int]:
-    size = dataset.meta.get("image_size")
-    if not size:
-        raise BrodenError(f"{dataset.path}: images have mixed sizes; give the model file a preprocess() that resizes them")
-    return int(size[0]), int(size[1])

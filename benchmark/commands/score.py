@@ -1,11 +1,25 @@
 """Dissect a model's layers on a Broden dataset and write OUT/results.json (Network Dissection, Bau et al. 2017).
 
-MODEL is a Python file defining build_model() (see examples/README.md), or torchvision:NAME for a torchvision
-classification model with its DEFAULT weights (downloaded once by torchvision; offline that is an error saying
-what to do). A model file may also define:
+MODEL is a model spec:
+  FILE.py                      a model file defining build_model() (see examples/README.md)
+  torchvision:NAME[:WEIGHTS]   a torchvision classification model; WEIGHTS an enum name (IMAGENET1K_V1, ...;
+                               default DEFAULT) or none (random initialisation from --seed)
+  timm:NAME[:none]             a timm model, pretrained through timm's hub cache, or random with :none
+  hf:ORG/NAME[@REV]            a transformers vision model (AutoModel / AutoModelForImageClassification) from the
+  hf:/local/dir                Hugging Face cache, or from a folder saved with save_pretrained
+  FILE.pt2                     a torch.export program (TorchScript cannot be tapped: the error says what works)
+  FILE.onnx                    an ONNX model (converted with onnx2torch)
+Weights are downloaded once by their library (offline, an error says what to do); --weights FILE loads a state
+dict into any spec instead (its sha256 is recorded).
+
+Preprocessing: the whole image is resized to the model's input size (never cropped, so activations stay aligned
+with the masks; a config's centre crop is recorded as not applied) and normalised with the model's own mean/std
+(weights enum, timm data config, image processor); else ImageNet mean/std at the dataset's image size. The results
+record every value and where it came from; a model whose declared statistics differ from those used is warned about.
+
+A model file may also define:
   LAYERS         dotted layer names to dissect, e.g. ["layer4"] or ["features.18"] (--layers overrides)
-  preprocess     PIL RGB image -> float tensor (3, H, W); default: resize to the dataset's image size,
-                 to tensor, ImageNet mean/std (recorded in the results either way)
+  preprocess     PIL RGB image -> float tensor (3, H, W), replacing the default above (recorded either way)
   NAME           display name; METADATA: dict with architecture, training_data, paper, weights_url,
                  weights_sha256; EXTRA_TOKENS: class/register tokens to drop from transformer outputs
 
@@ -17,20 +31,25 @@ The run makes one forward pass (pass 1: thresholds, top images, float16 activati
 it fits --cache-budget) and one tally pass over the masks (pass 2). It checkpoints into OUT/cache/ as it goes:
 run the same command again after an interruption to resume; a finished run is not redone unless --force.
 Outputs: OUT/results.json (schema broden-results/1) and OUT/top_maps.npz (each unit's top images' maps).
+--json prints a machine-readable summary on stdout instead of the text lines.
 
 Bring your own activations: --activations acts.npz holding 'activations' (N, units, h, w) and 'image'
 (the N dataset ids); optional 'layer' (name). Only those rows are scored.
 
 examples:
   benchmark score examples/mobilenet_v2.py --dataset broden-sample
-  benchmark score torchvision:resnet18 --layers layer3,layer4 --dataset broden1_224 --device cuda
-  benchmark score my_model.py --dataset broden1_224 --categories object,part --out results/mine
+  benchmark score torchvision:mobilenet_v2:IMAGENET1K_V1 --dataset broden-sample
+  benchmark score torchvision:resnet18 --layers layer3,layer4 --dataset broden1_224
+  benchmark score timm:convnext_tiny --dataset broden1_224 --json
+  benchmark score hf:google/vit-base-patch16-224 --dataset broden1_224
+  benchmark score torchvision:resnet18:none --weights my_resnet18.pth --dataset broden1_224
   benchmark score --activations acts.npz --dataset broden1_224 --out results/acts
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from benchmark import protocol
@@ -43,12 +62,19 @@ DEFAULT_DATASET = str(ReleasePaths(DEFAULT_DEST, get_release(224)).dataset)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", nargs="?", metavar="MODEL", help="model file (.py with build_model()) or torchvision:NAME")
+    parser.add_argument("model", nargs="?", metavar="MODEL",
+                        help="model spec: FILE.py, torchvision:NAME[:WEIGHTS], timm:NAME[:none], hf:ORG/NAME, "
+                             "hf:/dir, FILE.pt2, FILE.onnx")
     parser.add_argument("--layers", help="comma-separated dotted layer names (default: the model's LAYERS)")
     parser.add_argument("--dataset", default=DEFAULT_DATASET, metavar="PATH",
                         help=f"Broden dataset directory (default: {DEFAULT_DATASET})")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: results/<model name>)")
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 (default: cpu)")
+    parser.add_argument("--weights", metavar="FILE", help="state dict loaded into the model instead of its own weights")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random initialisations (:none specs; default: 0)")
+    parser.add_argument("--device", default="auto",
+                        help="torch device: auto (CUDA when available), cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--amp", action="store_true",
+                        help="mixed-precision forward pass (changes the activations; recorded; default: off)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
     parser.add_argument("--quantile", type=float, default=protocol.QUANTILE,
                         help=f"top fraction of each unit's activations kept as its active region "
@@ -69,6 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="save resumable state this often (default: 60)")
     parser.add_argument("--keep-cache", action="store_true", help="keep OUT/cache/ after a successful run")
     parser.add_argument("--force", action="store_true", help="redo a finished run, replacing OUT/results.json when done")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars and no text lines (errors and warnings still)")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON summary on stdout: results path, skipped, model, per layer units, "
+                             "detectors and unique concepts")
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -79,20 +109,21 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.scorer import Settings, score_activations, score_model
+    from benchmark.api import Results, score
+    from benchmark.scorer import Settings, score_activations
     from broden.dataset import load
 
     if (args.model is None) == (args.activations is None):
-        raise BrodenError("give either MODEL (a model file or torchvision:NAME) or --activations NPZ")
-    settings = Settings(
-        layers=_split(args.layers), quantile=args.quantile, iou_threshold=args.iou_threshold,
-        categories=_split(args.categories), compat=args.compat, top_k=args.top_k, batch_size=args.batch_size,
-        device=args.device, cache_budget_bytes=int(args.cache_budget * 1e9), keep_cache=args.keep_cache,
-        force=args.force, checkpoint_every_s=args.checkpoint_every,
-    )
+        raise BrodenError("give either MODEL (a model spec such as a .py file or torchvision:NAME) or --activations NPZ")
+    settings = {
+        "quantile": args.quantile, "iou_threshold": args.iou_threshold, "categories": _split(args.categories),
+        "compat": args.compat, "top_k": args.top_k, "batch_size": args.batch_size, "device": args.device,
+        "amp": args.amp, "quiet": args.quiet, "cache_budget_bytes": int(args.cache_budget * 1e9),
+        "keep_cache": args.keep_cache, "force": args.force, "checkpoint_every_s": args.checkpoint_every,
+    }
     if args.workers is not None:
-        settings.workers = args.workers
-    settings.check()
+        settings["workers"] = args.workers
+    Settings(**settings).check()
     if not Path(args.dataset).exists():
         raise BrodenError(f"{args.dataset}: dataset not found; pass --dataset PATH (make one with 'broden sample' "
                           "or 'broden download')")
@@ -100,26 +131,51 @@ def run(args: argparse.Namespace) -> int:
     if args.activations:
         from benchmark.activations import SuppliedActivations
 
-        if settings.layers:
+        if args.layers:
             raise BrodenError("--layers does not apply to --activations (the npz holds one layer)")
+        if args.weights:
+            raise BrodenError("--weights does not apply to --activations (no model is run)")
         supplied = SuppliedActivations(args.activations, dataset)
         name = args.name or Path(args.activations).stem
         out = Path(args.out or Path("results") / safe_name(name, "model"))
-        outcome = score_activations(supplied, dataset, out, settings, name=name)
+        outcome = score_activations(supplied, dataset, out, Settings(**settings), name=name)
+        results = Results(outcome.results, outcome.path, skipped=outcome.skipped)
     else:
         from benchmark.models.loader import load_model
 
-        model = load_model(args.model)
+        model = load_model(args.model, weights_file=args.weights, seed=args.seed)
         if args.name:
             model.name = args.name
         out = Path(args.out or Path("results") / safe_name(model.name, "model"))
-        outcome = score_model(model, dataset, out, settings)
-    if outcome.skipped:
-        print(f"already scored: {outcome.path} (same model, layers, settings and dataset); pass --force to redo it")
-        return 0
-    for layer in outcome.results["layers"]:
-        s = layer["summary"]
-        print(f"{layer['name']}: {s['detectors']['all']}/{s['units']} detectors, "
-              f"{s['unique_per_category']['all']} unique concepts (per-category rule)")
-    print(f"wrote {outcome.path}")
+        results = score(model, dataset, layers=_split(args.layers), out=out, **settings)
+    if args.json:
+        print(json.dumps(summary_record(results), indent=1))
+    elif not args.quiet:
+        if results.skipped:
+            print(f"already scored: {results.path} (same model, layers, settings and dataset); pass --force to redo it")
+            return 0
+        for layer in results.data["layers"]:
+            s = layer["summary"]
+            print(f"{layer['name']}: {s['detectors']['all']}/{s['units']} detectors, "
+                  f"{s['unique_per_category']['all']} unique concepts (per-category rule)")
+        print(f"wrote {results.path}")
     return 0
+
+
+def summary_record(results) -> dict:
+    """The ``--json`` summary: where the results are, whether the run was skipped, and per layer the counts."""
+    data = results.data
+    return {
+        "results": str(results.path),
+        "skipped": results.skipped,
+        "name": data["name"],
+        "model": {k: data["model"].get(k) for k in ("source", "weights_sha256", "weights")},
+        "dataset": {k: data["dataset"].get(k) for k in ("name", "fingerprint", "num_images")},
+        "device": data.get("environment", {}).get("device"),
+        "layers": [
+            {"name": layer["name"], "units": layer["summary"]["units"], "shape": layer.get("shape"),
+             "detectors": layer["summary"]["detectors"], "unique_per_category": layer["summary"]["unique_per_category"],
+             "unique_top_label": layer["summary"].get("unique_top_label")}
+            for layer in data["layers"]
+        ],
+    }

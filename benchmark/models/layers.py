@@ -78,16 +78,19 @@ class _Done(Exception):
 
 
 class LayerTaps:
-    """Forward hooks on several layers; ``run(model, x)`` returns ``{layer: (B, C, H, W)}`` from one pass.
+    """Forward hooks on several layers; ``run(x)`` returns ``{layer: (B, C, H, W)}`` from one pass.
 
     The forward pass stops as soon as every tapped layer has produced its output, so the layers after the deepest
-    one (pooling, classifier) cost nothing.
+    one (pooling, classifier) cost nothing. ``amp`` runs the pass under ``torch.autocast`` (bfloat16 on CPU,
+    float16 on CUDA); off by default, as it changes the activations.
     """
 
-    def __init__(self, model: torch.nn.Module, layers: Sequence[str], extra_tokens: int | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, layers: Sequence[str], extra_tokens: int | None = None,
+                 amp: bool = False) -> None:
         self.model = model
         self.layers = list(dict.fromkeys(layers))
         self.extra_tokens = extra_tokens
+        self.amp = amp
         self._modules = resolve_layers(model, self.layers)
         self._out: dict[str, torch.Tensor] = {}
 
@@ -105,7 +108,12 @@ class LayerTaps:
         self._out = {}
         handles = [m.register_forward_hook(self._hook(n)) for n, m in self._modules.items()]
         try:
-            self.model(x)
+            if self.amp:
+                dtype = torch.float16 if x.device.type == "cuda" else torch.bfloat16
+                with torch.autocast(x.device.type, dtype=dtype):
+                    self.model(x)
+            else:
+                self.model(x)
         except _Done:
             pass
         finally:
@@ -127,7 +135,8 @@ def describe_output(output: Any) -> str:
     return type(output).__name__
 
 
-def list_layers(model: torch.nn.Module, input_size: tuple[int, int] = (224, 224)) -> list[dict[str, Any]]:
+def list_layers(model: torch.nn.Module, input_size: tuple[int, int] = (224, 224),
+                extra_tokens: int | None = None) -> list[dict[str, Any]]:
     """Every named module, in call order, with its output shape and the (C, H, W) grid it would be dissected as.
 
     One dummy forward pass with a hook on every module; modules not called are listed last with no shape.
@@ -140,7 +149,7 @@ def list_layers(model: torch.nn.Module, input_size: tuple[int, int] = (224, 224)
             if name in records:
                 return
             try:
-                grid = to_grid(output, name)
+                grid = to_grid(output, name, extra_tokens)
                 dissect = "x".join(str(d) for d in grid.shape[1:])
             except BrodenError:
                 dissect = None

@@ -29,8 +29,9 @@ def enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def make_progress(*, transient: bool = False, in_bytes: bool = False) -> Progress:
-    """A rich progress display; ``in_bytes`` counts bytes (sizes in MB/GB and a transfer rate) instead of items."""
+def make_progress(*, transient: bool = False, in_bytes: bool = False, quiet: bool = False) -> Progress:
+    """A rich progress display; ``in_bytes`` counts bytes (sizes in MB/GB and a transfer rate) instead of items;
+    ``quiet`` hides it."""
     from rich.console import Console
 
     counts = (DownloadColumn(), TransferSpeedColumn()) if in_bytes else (MofNCompleteColumn(),)
@@ -42,16 +43,18 @@ def make_progress(*, transient: bool = False, in_bytes: bool = False) -> Progres
         TextColumn("eta"),
         TimeRemainingColumn(),
         console=Console(stderr=True),
-        disable=not enabled(),
+        disable=quiet or not enabled(),
         transient=transient,
     )
 
 
-def track(items: Iterable[T], description: str, total: int | None = None, advance_by=None) -> Iterator[T]:
-    """Iterate ``items`` with a progress bar; ``advance_by(item)`` gives the step per item (default 1)."""
+def track(items: Iterable[T], description: str, total: int | None = None, advance_by=None, *,
+          quiet: bool = False) -> Iterator[T]:
+    """Iterate ``items`` with a progress bar; ``advance_by(item)`` gives the step per item (default 1); ``quiet``
+    hides the bar."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    with make_progress() as progress:
+    with make_progress(quiet=quiet) as progress:
         task = progress.add_task(description, total=total)
         for item in items:
             yield item

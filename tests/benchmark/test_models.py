@@ -9,7 +9,8 @@ import urllib.error
 import pytest
 import torch
 
-from benchmark.models.loader import DefaultPreprocess, load_model, torchvision_default_layer
+from benchmark.models.loader import Preprocessing, load_model
+from benchmark.models.loaders.torchvision import default_layer
 from broden.errors import BrodenError
 from tests.helpers.paths import REPO
 
@@ -74,8 +75,8 @@ def test_torchvision_names(monkeypatch) -> None:
     with pytest.raises(BrodenError, match="no such torchvision .*closest: resnet18"):
         load_model("torchvision:resnet17")
     arch = load_model("torchvision:resnet18", weights=False)
-    assert arch.layers == ["layer4"] and arch.source == "torchvision" and arch.weights_url.endswith(".pth")
-    assert torchvision_default_layer("vit_b_16") == "encoder.layers.encoder_layer_10"
+    assert arch.layers == ["layer4"] and arch.source == "torchvision" and arch.weights["kind"] == "random"
+    assert default_layer("vit_b_16") == "encoder.layers.encoder_layer_10"
 
     from torchvision.models import ResNet18_Weights
 
@@ -101,8 +102,11 @@ def test_mobilenet_example_uses_packaged_weights() -> None:
 def test_default_preprocess_resizes_and_normalises() -> None:
     from PIL import Image
 
-    pre = DefaultPreprocess((8, 6))
+    pre = Preprocessing((8, 6))
     x = pre(Image.new("RGB", (3, 4), (255, 0, 0)))
     assert x.shape == (3, 8, 6)
     assert torch.allclose(x[0], torch.full((8, 6), (1 - 0.485) / 0.229))
-    assert pre.describe()["size"] == [8, 6]
+    assert pre.describe()["size"] == [8, 6] and pre.describe()["crop"] is None
+    sized = Preprocessing(mean=(0.5,) * 3, sources={"mean": "model config"}).with_size((8, 6))
+    assert sized.describe()["sources"] == {"size": "default", "interpolation": "default", "mean": "model config",
+                                           "std": "default"}

@@ -55,9 +55,14 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env=full_env, cwd=REPO, timeout=300)
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_end_to_end_on_sample(sample_dataset, tmp_path, capsys) -> None:
+    """The leaderboard's MobileNetV2 demo entry (scored from examples/mobilenet_v2.py), re-scored through the spec
+    torchvision:mobilenet_v2:IMAGENET1K_V1, which finds the same packaged weights file: the same units exactly."""
+    entry = json.loads(next((REPO / "leaderboard" / "submissions").glob("mobilenetv2-imagenet__features-18__*.json"))
+                       .read_text())
     out = tmp_path / "mnv2"
-    args = ["score", str(REPO / "examples" / "mobilenet_v2.py"), "--dataset", str(sample_dataset), "--out", str(out)]
+    args = ["score", "torchvision:mobilenet_v2:IMAGENET1K_V1", "--dataset", str(sample_dataset), "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "features.18:" in printed and "wrote" in printed
@@ -65,8 +70,10 @@ def test_mobilenet_v2_end_to_end_on_sample(sample_dataset, tmp_path, capsys) -> 
     layer = results["layers"][0]
     assert (layer["name"], layer["shape"]) == ("features.18", [1280, 7, 7])
     assert results["dataset"]["num_images"] == 240 and results["dataset"]["seg_size"] == [112, 112]
+    assert results["dataset"]["fingerprint"] == entry["dataset"]["fingerprint"]
+    assert layer["units"] == entry["layers"][0]["units"]
     assert results["model"]["weights_sha256"] == "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
-    assert layer["summary"]["detectors"]["all"] > 0  # a trained network has detectors even on the sample
+    assert results["model"]["weights"]["enum"] == "MobileNet_V2_Weights.IMAGENET1K_V1"
     assert results["artifacts"]["top_maps"] == "top_maps.npz"
     maps = np.load(out / "top_maps.npz")
     assert maps["features.18/maps"].shape == (1280, 10, 7, 7)
@@ -99,6 +106,8 @@ def test_crash_and_resume_from_the_command_line(small, tiny_file, tmp_path, monk
     "extra, message",
     [
         (["missing_model.py"], "missing_model.py: model file not found"),
+        (["torchvision:resnet18:V9"], "torchvision:resnet18:V9: resnet18 has no weights 'V9'"),
+        (["{tiny}", "--weights", "{missing}"], "nope.npz: file not found"),
         (["{tiny}", "--layers", "haed"], "layer 'haed' not found in the model; closest: head"),
         (["{tiny}", "--categories", "object,animal"], "category 'animal' is not in the dataset"),
         (["{tiny}", "--device", "cuda:0"], "CUDA is not available"),

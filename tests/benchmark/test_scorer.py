@@ -14,7 +14,7 @@ from torch import nn
 
 from benchmark.activations import SuppliedActivations
 from benchmark.models.layers import LayerTaps
-from benchmark.models.loader import DefaultPreprocess, LoadedModel
+from benchmark.models.loader import LoadedModel, Preprocessing
 from benchmark.results import load_results
 from benchmark.scorer import INTERRUPT_ENV, Settings, score_activations, score_model
 from broden.dataset import open_image
@@ -64,7 +64,8 @@ def test_run_writes_schema_valid_results_and_top_maps(small, tmp_path) -> None:
     assert not (out / "cache").exists()
     assert results["provenance"] == {"kind": "measured"}
     assert results["dataset"]["num_images"] == 24 and results["dataset"]["fingerprint"] == small.fingerprint
-    assert results["protocol"]["preprocess"]["kind"] == "default" and results["protocol"]["batch_size"] == 5
+    assert results["protocol"]["preprocess"]["sources"] == dict.fromkeys(("size", "interpolation", "mean", "std"), "default")
+    assert results["protocol"]["preprocess"]["crop"] is None and results["protocol"]["batch_size"] == 5
     assert set(results["timings"]) >= {"forward_s", "threshold_s", "tally_s", "total_s"}
     stem, head = results["layers"]
     assert (stem["name"], stem["shape"], head["shape"]) == ("stem", [8, 16, 16], [6, 8, 8])
@@ -80,7 +81,7 @@ def test_run_writes_schema_valid_results_and_top_maps(small, tmp_path) -> None:
     # activations recomputed for the top image agree with the stored map
     unit = head["units"][0]
     row = small.ids.index(unit["top_images"][0]["id"])
-    x = DefaultPreprocess((64, 64))(small[row].image())[None]
+    x = Preprocessing((64, 64))(small[row].image())[None]
     ref = LayerTaps(tiny(), ["head"]).run(x)["head"][0, 0].half()
     assert torch.equal(torch.from_numpy(maps["head/maps"][0, 0]), ref)
 
@@ -144,7 +145,7 @@ def test_recomputing_the_forward_equals_the_cache(small, tmp_path) -> None:
 
 
 def _acts(small, rows: list[int]) -> np.ndarray:
-    pre = DefaultPreprocess((64, 64))
+    pre = Preprocessing((64, 64))
     x = torch.stack([pre(open_image(small.rows[r]["image"]["bytes"])) for r in rows])
     return LayerTaps(tiny(), ["head"]).run(x)["head"].numpy()
 
