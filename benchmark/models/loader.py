@@ -290,6 +290,8 @@ def _loader_for(spec: str) -> tuple[ModuleType, str]:
         close = difflib.get_close_matches(prefix, known, n=1)
         hint = f" (did you mean {close[0]}:?)" if close else ""
         raise BrodenError(f"{spec}: unknown model spec prefix {prefix!r}{hint}; use one of: {spec_usage()}")
+    if Path(spec).is_dir():
+        raise BrodenError(f"{spec}: a folder; for a transformers checkpoint saved there pass hf:{spec}")
     raise BrodenError(f"{spec}: not a model spec or model file; use one of: {spec_usage()}")
 
 

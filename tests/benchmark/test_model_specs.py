@@ -18,7 +18,12 @@ from torch import nn
 import benchmark
 from benchmark.cli import main
 from benchmark.models.layers import LayerTaps, list_layers
-from benchmark.models.loader import Preprocessing, declared_preprocessing, load_model, resolve_preprocess
+from benchmark.models.loader import (
+    Preprocessing,
+    declared_preprocessing,
+    load_model,
+    resolve_preprocess,
+)
 from broden.errors import BrodenError
 from tests.helpers.paths import REPO
 
@@ -141,8 +146,8 @@ def test_hf_backbones_deit_dino_swin_convnext_fold_to_grids() -> None:
 
     from benchmark.models.loaders import hf
 
-    small_vit = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32,
-                     patch_size=8)
+    small_vit = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+                 "image_size": 32, "patch_size": 8}
     cases = [
         (T.DeiTConfig(**small_vit), (16, 4, 4), 2),
         (T.Dinov2Config(**small_vit), (16, 4, 4), None),
@@ -161,8 +166,8 @@ def test_hf_backbones_deit_dino_swin_convnext_fold_to_grids() -> None:
 
 def test_hf_failures_are_one_line(tmp_path) -> None:
     for spec, message in [
-        ("hf:nobody/no-such-model", r"^hf:nobody/no-such-model: cannot read the model config \(not in the local "
-                                    r"Hugging Face cache.*pass hf:/that/folder$"),
+        ("hf:nobody/no-such-model", (r"^hf:nobody/no-such-model: cannot read the model config \(not in the local "
+                                     r"Hugging Face cache.*pass hf:/that/folder$")),
         (f"hf:{tmp_path}/missing", r"folder not found; pass hf:/path/to/a/folder saved with save_pretrained"),
         (f"hf:{tmp_path}", r"cannot read the model config \(no config.json there\)"),
     ]:
@@ -320,5 +325,5 @@ def test_score_json_quiet_and_layers_command(small, vit_dir, tmp_path, capsys) -
 
 def test_import_benchmark_stays_light() -> None:
     code = "import sys, benchmark; assert 'torch' not in sys.modules; print(benchmark.score.__module__, 'torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
     assert out.returncode == 0 and out.stdout.split() == ["benchmark.api", "False"], out.stderr
