@@ -57,12 +57,12 @@ def _forward_only(dataset: Path, batch_size: int, workers: int, device: str) -> 
     import torch
 
     from benchmark.activations import RowBatches, batch_loader
-    from benchmark.models.loader import DefaultPreprocess, load_model
+    from benchmark.models.loader import Preprocessing, load_model
     from broden.dataset import load
 
     ds = load(dataset)
     model = load_model(str(MODEL)).module.eval().to(device)
-    pre = DefaultPreprocess(tuple(ds.meta["image_size"]))
+    pre = Preprocessing(tuple(ds.meta["image_size"]))
     start = time.perf_counter()
     with torch.inference_mode():
         for batch in batch_loader(RowBatches(ds, range(len(ds)), batch_size, preprocess=pre), workers):

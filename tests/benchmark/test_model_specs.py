@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -327,3 +328,13 @@ def test_import_benchmark_stays_light() -> None:
     code = "import sys, benchmark; assert 'torch' not in sys.modules; print(benchmark.score.__module__, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
     assert out.returncode == 0 and out.stdout.split() == ["benchmark.api", "False"], out.stderr
+
+
+def test_amp_is_off_by_default_and_recorded_when_on(small) -> None:
+    plain = benchmark.score(_convnet(), small, layers="2", **FAST)
+    mixed = benchmark.score(_convnet(), small, layers="2", amp=True, **FAST)
+    assert plain.data["protocol"]["amp"] is False and mixed.data["protocol"]["amp"] is True
+    assert plain.data["environment"]["run_key"] != mixed.data["environment"]["run_key"]
+    thresholds = [[u["threshold"] for u in r.data["layers"][0]["units"]] for r in (plain, mixed)]
+    assert thresholds[0] != thresholds[1]  # bfloat16 on the CPU: the activations change, hence off by default
+    assert np.allclose(thresholds[0], thresholds[1], rtol=0.05)
