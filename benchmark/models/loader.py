@@ -359,8 +359,11 @@ def from_module(module: Any, *, name: str | None = None, layers: list[str] | Non
         raise BrodenError(f"model is a {type(module).__name__}; pass a torch.nn.Module or a model spec string")
     extra = next((e for m in loaders() if hasattr(m, "extra_tokens") for e in [m.extra_tokens(module)]
                   if e is not None), None)
+    from benchmark.checkpoint import module_digest
+
+    identity = {"kind": "module", "class": type(module).__qualname__, "parameters_sha256": module_digest(module)}
     return LoadedModel(name=name or type(module).__name__, source="module", module=module, layers=layers,
-                       extra_tokens=extra, weights={"kind": "module", "class": type(module).__qualname__},
+                       extra_tokens=extra, weights=identity,
                        metadata={"architecture": type(module).__qualname__})
 
 

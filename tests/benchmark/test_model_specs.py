@@ -283,6 +283,7 @@ def test_spec_route_and_in_memory_module_give_identical_results(small, vit_dir, 
     spec_pre, mem_pre = (r.data["protocol"]["preprocess"] for r in (by_spec, in_memory))
     assert spec_pre == mem_pre and spec_pre["mean"] == [0.5] * 3 and spec_pre["crop"] is None
     assert by_spec.data["model"]["source"] == "hf" and in_memory.data["model"]["source"] == "module"
+    assert len(in_memory.data["model"]["weights"]["parameters_sha256"]) == 64
 
 
 def test_timm_spec_and_module_agree_and_results_api(small, tmp_path) -> None:
