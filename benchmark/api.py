@@ -132,13 +132,13 @@ def score(model: Any, dataset: Any, layers: list[str] | str | None = None, prepr
     """
     from dataclasses import fields
 
-    from benchmark.scorer import Settings, score_model
     from benchmark.models.loader import (
         LoadedModel,
         Preprocessing,
         from_module,
         load_model,
     )
+    from benchmark.scorer import Settings, score_model
 
     known = {f.name for f in fields(Settings)} - {"layers"}
     unknown = sorted(set(settings) - known)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.models.loader import LoadedModel, Preprocessing, Request
-from broden.utils.hashing import file_digests
 from broden.errors import BrodenError
+from broden.utils.hashing import file_digests
 
 PREFIX = None
 SUFFIXES = (".pt2",)

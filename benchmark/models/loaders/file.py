@@ -28,8 +28,8 @@ from benchmark.models.loader import (
     jsonable,
     loaders,
 )
-from broden.utils.hashing import file_digests
 from broden.errors import BrodenError
+from broden.utils.hashing import file_digests
 
 PREFIX = None
 SUFFIXES = (".py",)

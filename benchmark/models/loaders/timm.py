@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.models.loader import LoadedModel, Preprocessing, Request, seeded
-from broden.utils.hashing import file_digests
 from broden.errors import BrodenError
+from broden.utils.hashing import file_digests
 
 PREFIX = "timm"
 SUFFIXES: tuple[str, ...] = ()
