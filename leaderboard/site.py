@@ -27,7 +27,7 @@ from benchmark.html import charts
 from benchmark.protocol import ordered_categories
 from broden.errors import BrodenError
 from broden.utils import atomic
-from broden.utils.filenames import distinct_names
+from broden.utils.filenames import distinct_names, slug
 from leaderboard import protocol
 from leaderboard.validate import validate_submission
 
@@ -64,6 +64,11 @@ class Entry:
     @property
     def kind(self) -> str:
         return self.results["provenance"]["kind"]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes two submissions versions of one leaderboard line: the model's name (as a slug) and its layers."""
+        return slug(self.results["name"]), "+".join(layer["name"] for layer in self.results["layers"])
 
 
 @dataclass

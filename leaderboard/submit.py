@@ -90,9 +90,10 @@ Next: open a pull request that adds this file.
   git add {shlex.quote(str(shown))}
   git commit -m {shlex.quote("Leaderboard: add " + name)}
   git push -u origin {branch}
-In the pull request, fill in the "New model" template (.github/ISSUE_TEMPLATE/new-model.md):
+GitHub opens the pull request with its template (.github/pull_request_template.md); fill in:
   - the model: paper, architecture, training data, the layer(s) dissected
   - the weights: a public URL and their sha256 (sha256sum WEIGHTS)
   - the model file you gave to 'benchmark score' (or how the model is loaded)
   - the licence under which the weights and the results may be published
-Maintainers re-score the model on the sample dataset before merging (see CONTRIBUTING.md)."""
+The "Leaderboard submission" check validates the file and shows the rank changes; maintainers re-score
+the model with 'leaderboard verify' before marking it verified (see CONTRIBUTING.md)."""

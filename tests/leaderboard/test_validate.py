@@ -231,7 +231,7 @@ def test_submit_stores_under_canonical_name_and_guards_overwrites(
     out = capsys.readouterr().out
     [stored] = list(store.iterdir())
     assert stored.name.startswith("tiny-net__conv5__") and f"stored: {stored}" in out
-    assert "git add" in out and "new-model.md" in out and "sha256" in out
+    assert "git add" in out and "pull_request_template.md" in out and "sha256" in out
     assert json.loads(stored.read_text()) == tiny()
 
     assert main(["submit", str(first), "--dir", str(store)]) == 0  # identical: nothing to do
