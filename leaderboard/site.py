@@ -2,20 +2,37 @@
 
 Every ``*.json`` in the submissions directory is validated; invalid ones are listed in a "rejected submissions"
 section (and returned to the caller, which prints them) and skipped, so one bad pull request cannot take the site
-down. The output is plain files (index.html, one page per model, SVG charts) with CSS and JS inlined: it works from
-``file://`` and from any static host, and loads nothing from elsewhere.
+down. The output is plain files with CSS and JS inlined: it works from ``file://`` and from any static host, and
+loads nothing from elsewhere.
 
-Ranking: entries on the leaderboard protocol (see ``leaderboard.protocol``) are ranked by the total of unique
-detectors under the paper's per-category convention (the authors' release rule), then by detectors; entries on
-another protocol are shown below, unranked. A submission with several layers is represented in the table by its
-last layer, the one nearest the output, which is the layer the paper compares across networks; its model page
-shows every layer.
+Lines and versions: submissions with the same model name (as a slug) and the same layers are versions of one
+leaderboard line (:attr:`Entry.key`); the latest (by ``created``, then file name) is the line, the others are kept
+as older versions. Ranking: lines on the leaderboard protocol (see ``leaderboard.protocol``) are ranked by the total
+of unique detectors under the paper's per-category convention (the authors' release rule), then by detectors; lines
+on another protocol are shown below, unranked. A submission with several layers is ranked by its last layer, the one
+nearest the output, which is the layer the paper compares across networks; the row lists its other layers.
+
+Layout of a built site (every URL stable across re-scorings):
+
+- ``index.html``: the table, each row with the anchor ``#<slug>``; ``leaderboard.csv``: the table, one row per
+  (line, layer); ``charts/unique-detectors.svg``;
+- ``models/<slug>/index.html``: the latest version of a line (its permalink), with its charts beside it;
+- ``models/<slug>/<version>/index.html``: an older version, ``<version>`` the first 12 hex digits of its file's sha256;
+- ``submissions/<file>``: every valid submission file, byte for byte (the raw JSON).
+
+Verification badges come only from the maintainers' file (``leaderboard.verified``), matched by the submission
+file's sha256: editing a submission drops its badge.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,7 +44,7 @@ from benchmark.html import charts
 from benchmark.protocol import ordered_categories
 from broden.errors import BrodenError
 from broden.utils import atomic
-from broden.utils.filenames import distinct_names, slug
+from broden.utils.filenames import slug
 from leaderboard import protocol
 from leaderboard.validate import validate_submission
 
@@ -35,7 +52,9 @@ from leaderboard.validate import validate_submission
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
 #: File in every built site; an existing non-empty output directory without it is never replaced.
 MARKER = ".leaderboard-site"
+CSV_FILE = "leaderboard.csv"
 BEST_UNITS = 20
+VERSION_DIGITS = 12
 
 
 @dataclass
@@ -43,10 +62,14 @@ class Entry:
     """One valid submission as the site shows it."""
 
     file: str
-    slug: str
+    sha256: str  # of the file's bytes
     results: dict[str, Any]
     deviations: list[str]
     rank: int | None = None
+    slug: str = ""  # the line's directory under models/
+    version: str = ""  # "" for the latest version of its line, else its directory under models/<slug>/
+    versions: list[Entry] = field(default_factory=list)  # every version of the line, latest first (on each)
+    verified: Mapping[str, Any] | None = None  # the maintainers' record, when this exact file was verified
 
     @property
     def ranked(self) -> bool:
@@ -70,6 +93,19 @@ class Entry:
         """What makes two submissions versions of one leaderboard line: the model's name (as a slug) and its layers."""
         return slug(self.results["name"]), "+".join(layer["name"] for layer in self.results["layers"])
 
+    @property
+    def page(self) -> str:
+        """The page's directory, relative to the site root, ending in '/'."""
+        return f"models/{self.slug}/{self.version + '/' if self.version else ''}"
+
+    @property
+    def created(self) -> datetime:
+        try:
+            when = datetime.fromisoformat(self.results["created"])
+        except ValueError:
+            return datetime.min.replace(tzinfo=timezone.utc)
+        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
 
 @dataclass
 class Rejected:
@@ -79,27 +115,45 @@ class Rejected:
 
 @dataclass
 class Site:
-    """What a build produced (or would produce): the ranked entries and the rejected files."""
+    """What a build produced (or would produce): the lines (latest versions) in table order, and rejected files."""
 
     entries: list[Entry] = field(default_factory=list)
+    older: list[Entry] = field(default_factory=list)  # superseded versions, each with its own page
     rejected: list[Rejected] = field(default_factory=list)
 
 
-def load(directory: str | os.PathLike[str]) -> Site:
-    """Validate every submission in ``directory`` and rank the valid ones."""
+def load(directory: str | os.PathLike[str], verified: Mapping[str, Mapping[str, Any]] | None = None) -> Site:
+    """Validate every submission in ``directory``, group versions into lines and rank the lines.
+
+    ``verified`` maps a submission file's sha256 (hex) to the maintainers' record of its verification.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise BrodenError(f"{directory}: no such submissions directory")
     site = Site()
-    valid = []
+    lines: dict[tuple[str, str], list[Entry]] = {}
     for path in sorted(directory.glob("*.json")):
         verdict = validate_submission(path)
-        if verdict.ok and verdict.results is not None:
-            valid.append((path, verdict))
-        else:
+        if not verdict.ok or verdict.results is None:
             site.rejected.append(Rejected(path.name, verdict.errors))
-    pages = distinct_names([path.stem for path, _ in valid], "model")
-    site.entries = [Entry(path.name, pages[path.stem], v.results, v.warnings) for path, v in valid]
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        entry = Entry(path.name, digest, verdict.results, verdict.warnings, verified=(verified or {}).get(digest))
+        lines.setdefault(entry.key, []).append(entry)
+    names = [name for name, _ in lines]
+    for (name, layers), versions in lines.items():
+        versions.sort(key=lambda e: (e.created, e.file), reverse=True)
+        line_slug = name if names.count(name) == 1 else f"{name}--{slug(layers, limit=40, default='layers')}"
+        used: set[str] = set()
+        for i, entry in enumerate(versions):
+            entry.slug, entry.versions = line_slug, versions
+            if i:
+                entry.version = entry.sha256[:VERSION_DIGITS]
+                while entry.version in used:  # byte-identical copies under two names
+                    entry.version += "-2"
+                used.add(entry.version)
+        site.entries.append(versions[0])
+        site.older += versions[1:]
     _rank(site.entries)
     return site
 
@@ -128,10 +182,11 @@ def _environment() -> jinja2.Environment:
     static = resources.files("leaderboard").joinpath("static")
     env.globals.update(
         css=static.joinpath("leaderboard.css").read_text(encoding="utf-8"),
-        sort_js=static.joinpath("sort.js").read_text(encoding="utf-8"),
+        scripts=[static.joinpath(name).read_text(encoding="utf-8") for name in ("sort.js", "filter.js")],
         categories=protocol.CATEGORIES,
         protocol=protocol,
         http=_http,
+        csv_file=CSV_FILE,
     )
     return env
 
@@ -150,13 +205,19 @@ def _index_chart(entries: list[Entry]) -> str:
     )
 
 
-def _layer_chart(layer: dict[str, Any], categories: list[str]) -> str:
+def _layer_charts(layer: dict[str, Any], categories: list[str]) -> dict[str, str]:
+    """Two charts with their own value axes: detectors (hundreds) would flatten unique detectors (tens)."""
     summary = layer["summary"]
-    series = {"detectors": [summary["detectors"].get(c, 0) for c in categories],
-              "unique (per-category)": [summary["unique_per_category"].get(c, 0) for c in categories]}
+    unique = {"per-category": [summary["unique_per_category"].get(c, 0) for c in categories]}
     if "unique_top_label" in summary:
-        series["unique (top-label)"] = [summary["unique_top_label"].get(c, 0) for c in categories]
-    return charts.grouped_bar_chart(categories, series, title=f"Layer {layer['name']}", ylabel="units / labels")
+        unique["top-label"] = [summary["unique_top_label"].get(c, 0) for c in categories]
+    return {
+        "detectors": charts.grouped_bar_chart(
+            categories, {"detectors": [summary["detectors"].get(c, 0) for c in categories]},
+            title=f"Layer {layer['name']}: detectors per category", ylabel="units"),
+        "unique": charts.grouped_bar_chart(
+            categories, unique, title=f"Layer {layer['name']}: unique detectors per category", ylabel="labels"),
+    }
 
 
 def _best_units(layer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -164,26 +225,53 @@ def _best_units(layer: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _write_model(env: jinja2.Environment, out: Path, entry: Entry) -> None:
+    """The entry's page and its charts in ``out/<entry.page>``."""
+    page = out / entry.page
     categories = ordered_categories(entry.results["protocol"]["categories"])
     layers = []
     for i, layer in enumerate(entry.results["layers"]):
-        chart = f"{entry.slug}-layer{i}.svg"
-        atomic.write_text(out / "charts" / chart, _layer_chart(layer, categories))
-        layers.append({"layer": layer, "chart": f"../charts/{chart}", "best": _best_units(layer)})
+        files = {}
+        for name, svg in _layer_charts(layer, categories).items():
+            files[name] = f"layer{i}-{name}.svg"
+            atomic.write_text(page / files[name], svg)
+        layers.append({"layer": layer, "charts": files, "best": _best_units(layer)})
     overview = None
     if len(layers) > 1:
-        overview = f"{entry.slug}-layers.svg"
-        atomic.write_text(out / "charts" / overview, charts.stacked_category_chart(
+        overview = "layers.svg"
+        atomic.write_text(page / overview, charts.stacked_category_chart(
             [layer["name"] for layer in entry.results["layers"]],
             _stacks([layer["summary"] for layer in entry.results["layers"]], categories),
             title="Unique detectors per layer (per-category convention)",
             ylabel="unique detectors",
         ))
-        overview = f"../charts/{overview}"
+    root = "../" * entry.page.count("/")
     html = env.get_template("model.html.j2").render(
-        entry=entry, r=entry.results, layers=layers, overview=overview, model_categories=categories
+        entry=entry, r=entry.results, layers=layers, overview=overview, model_categories=categories, root=root,
+        latest=entry.versions[0],
     )
-    atomic.write_text(out / "models" / f"{entry.slug}.html", html)
+    atomic.write_text(page / "index.html", html)
+
+
+def table_csv(site: Site) -> str:
+    """The table as CSV: one row per (line, layer); ``rank`` only on the ranked (last) layer of a ranked line."""
+    columns = ["rank", "model", "layer", "ranked_layer", "training_data", "architecture", "units", "detectors",
+               "detector_fraction", "unique", *[f"unique_{c}" for c in protocol.CATEGORIES], "protocol", "source",
+               "verified", "created", "file", "sha256", "page"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for e in site.entries:
+        for layer in e.results["layers"]:
+            s, last = layer["summary"], layer is e.layer
+            writer.writerow([
+                e.rank if last and e.rank is not None else "", e.results["name"], layer["name"], int(last),
+                e.results["model"].get("training_data") or "", e.results["model"].get("architecture") or "",
+                s["units"], s["detectors"]["all"], f"{s['detector_fraction']:.6f}", s["unique_per_category"]["all"],
+                *[s["unique_per_category"].get(c, "") for c in protocol.CATEGORIES],
+                protocol.LEADERBOARD if e.ranked else protocol.OTHER_PROTOCOL, e.kind, int(e.verified is not None),
+                e.results["created"], e.file, e.sha256, e.page + "index.html",
+            ])
+    return buf.getvalue()
 
 
 def _check_output(out: Path) -> None:
@@ -191,21 +279,29 @@ def _check_output(out: Path) -> None:
         raise BrodenError(f"{out}: exists and is not a leaderboard site; choose an empty or new --out directory")
 
 
-def build(directory: str | os.PathLike[str], out: str | os.PathLike[str]) -> Site:
+def write_site(site: Site, directory: Path, dest: Path) -> None:
+    """Render ``site`` (loaded from the submissions ``directory``) into the new, empty directory ``dest``."""
+    env = _environment()
+    dest.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(dest / MARKER, "built by 'leaderboard build'; this directory is replaced on every build\n")
+    atomic.write_text(dest / "charts" / "unique-detectors.svg", _index_chart(site.entries))
+    for entry in site.entries + site.older:
+        _write_model(env, dest, entry)
+        atomic.write_bytes(dest / "submissions" / entry.file, (directory / entry.file).read_bytes())
+    atomic.write_text(dest / CSV_FILE, table_csv(site))
+    atomic.write_text(dest / "index.html", env.get_template("index.html.j2").render(site=site))
+
+
+def build(directory: str | os.PathLike[str], out: str | os.PathLike[str],
+          verified: Mapping[str, Mapping[str, Any]] | None = None) -> Site:
     """Write the site to ``out`` (replaced only when complete); raises when no submission is valid."""
-    out = Path(out)
+    directory, out = Path(directory), Path(out)
     _check_output(out)
-    site = load(directory)
+    site = load(directory, verified)
     if not site.entries:
         raise BrodenError(
             f"{directory}: no valid submissions ({len(site.rejected)} rejected); nothing to build", exit_code=1
         )
-    env = _environment()
     with atomic.atomic_path(out, is_dir=True) as tmp:
-        tmp.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(tmp / MARKER, "built by 'leaderboard build'; this directory is replaced on every build\n")
-        atomic.write_text(tmp / "charts" / "unique-detectors.svg", _index_chart(site.entries))
-        for entry in site.entries:
-            _write_model(env, tmp, entry)
-        atomic.write_text(tmp / "index.html", env.get_template("index.html.j2").render(site=site))
+        write_site(site, directory, tmp)
     return site

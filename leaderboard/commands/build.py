@@ -1,4 +1,8 @@
-"""Build the static leaderboard site (index.html, one page per model, SVG charts) from the submission files.
+"""Build the static leaderboard site from the submission files.
+
+The site: index.html (the table, with a filter box, category toggles and a row anchor per model), leaderboard.csv
+(the table, one row per model and layer), models/<name>/index.html (each model's permalink, its latest version;
+earlier versions at models/<name>/<version>/), and submissions/ (every submission file, byte for byte).
 
 Every submission is validated first. Invalid ones are reported on stderr and in the site's "rejected submissions"
 section, and skipped; the rest of the site is still built. Exit status: 0 when at least one entry was built (even

@@ -1,7 +1,7 @@
 """Headless Chromium for tests: Debian's /usr/bin/chromium driven by Playwright (never a downloaded browser).
 
-``browser_page(url)`` opens a page and records console errors and failed requests, so a test can assert the page
-loaded cleanly. Without Chromium the test is skipped locally and fails in CI (CI=true), where .ci/run installs it.
+``browser_page(url)`` opens a page and records console errors, failed requests and every requested URL, so a test
+can assert the page loaded cleanly and fetched nothing from elsewhere. Without Chromium the test is skipped locally and fails in CI (CI=true), where .ci/run installs it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ CHROMIUM_ARGS = [
 class PageLog:
     console_errors: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # every URL the page asked for, in order
 
 
 def require_chromium() -> None:
@@ -60,6 +61,7 @@ def browser_page(url: str, *, width: int = 1280, height: int = 900) -> Iterator[
                 page = browser.new_page()
                 page.on("console", lambda m: log.console_errors.append(m.text) if m.type == "error" else None)
                 page.on("pageerror", lambda e: log.console_errors.append(str(e)))
+                page.on("request", lambda r: log.requests.append(r.url))
                 page.on("requestfailed", lambda r: log.failed_requests.append(f"{r.url} {r.failure}"))
                 page.on(
                     "response",

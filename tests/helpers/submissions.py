@@ -60,6 +60,7 @@ def errors_of(tmp_path: Path, obj: Any) -> list[str]:
 SEED = ["alexnet-places365__conv5__7b1bddd40e.json", "vgg-16-places365__conv5-3__27cd9299d6.json",
         "alexnet-random-weights__conv5__9c7a2b9fc9.json"]
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+HOSTILE = "script-alert-1-script"  # the site's page (models/HOSTILE/) of the entry named XSS[0]
 SAMPLE = next(d.fingerprint for d in protocol.KNOWN_FINGERPRINTS if d.name == "broden-sample")
 
 

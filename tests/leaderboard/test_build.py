@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import re
 import shutil
 from pathlib import Path
@@ -9,13 +12,16 @@ from typing import Any
 
 import pytest
 
+from leaderboard.cli import main
 from leaderboard.site import MARKER
 from tests.helpers.submissions import (
+    HOSTILE,
     SEED,
     SUBMISSIONS,
     XSS,
     build,
     rejected_files,
+    two_layer_measured,
     write_submissions,
 )
 
@@ -29,8 +35,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def rows(html: str) -> list[str]:
-    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
-    return re.findall(r"<tr[^>]*>.*?</tr>", body, re.S)
+    """The leaderboard table's rows (a row may hold a nested layer table)."""
+    body = html.split("<tbody>", 1)[1].split("\n</tbody>", 1)[0]
+    return ["<tr id=" + r for r in body.split("\n<tr id=")[1:]]
 
 
 def test_build_succeeds_and_reports_every_rejected_file(site: dict[str, Any]) -> None:
@@ -55,44 +62,49 @@ def escape(text: str) -> str:
 def test_rows_are_ranked_by_unique_detectors_other_protocol_last(site: dict[str, Any]) -> None:
     html = (site["out"] / "index.html").read_text()
     ranks = [re.search(r'<td data-sort="(\d*)">', r).group(1) for r in rows(html)]
-    uniques = [int(re.findall(r'<td data-sort="(\d+)"><b>', r)[0]) for r in rows(html)]
+    uniques = [int(re.findall(r'<td class="unique" data-sort="(\d+)"', r)[0]) for r in rows(html)]
     assert ranks == ["1", "2", "3", "4", "", ""]
     assert uniques[:4] == sorted(uniques[:4], reverse=True) and uniques[0] == 203  # VGG-16 Places365, as published
     assert all("other protocol" in r for r in rows(html)[4:])
     two_layer = next(r for r in rows(html) if "Two-layer net" in r)
-    assert "<td>conv5</td>" in two_layer and "example.org/weights.pth" in two_layer  # the last layer is the row
+    assert '<summary>conv5 <span class="more">+1 layer</span>' in two_layer  # the last layer is the row's
+    assert "<td>layer3</td><td>8</td>" in two_layer and "example.org/weights.pth" in two_layer  # the other: listed
 
 
 def test_markup_in_submissions_renders_as_text(site: dict[str, Any]) -> None:
-    pages = [site["out"] / "index.html", *(site["out"] / "models").glob("*.html")]
+    pages = [site["out"] / "index.html", *(site["out"] / "models").glob("**/index.html")]
     for page in pages:
         html = page.read_text()
-        body = html.split("<body>", 1)[1].rsplit("<script>", 1)[0]  # everything but the site's own sorting script
+        body = html.split("<body>", 1)[1].split("<script>", 1)[0]  # everything but the site's own scripts
         assert "<script" not in body and "<img src=x" not in body and 'href="javascript:' not in body, page
-    hostile = (site["out"] / "models" / "hostile.html").read_text()
+    hostile = (site["out"] / "models" / HOSTILE / "index.html").read_text()
     assert escape(XSS[0]) in hostile and escape(XSS[1]) in hostile
 
 
 def test_model_pages_have_charts_and_best_units(site: dict[str, Any]) -> None:
     models = site["out"] / "models"
-    assert sorted(p.stem for p in models.glob("*.html")) == sorted(
-        [Path(n).stem for n in SEED] + ["hostile", "two-layer", "wrong-fingerprint"])
-    page = (models / "two-layer.html").read_text()
-    charts = re.findall(r'<img[^>]*src="\.\./(charts/[^"]+)"', page)
-    assert charts == ["charts/two-layer-layers.svg", "charts/two-layer-layer0.svg", "charts/two-layer-layer1.svg"]
+    assert sorted(p.parent.name for p in models.glob("*/index.html")) == sorted(
+        ["alexnet-places365", "vgg-16-places365", "alexnet-random-weights", HOSTILE, "two-layer-net",
+         "unknown-data-net"])
+    assert not list(models.glob("*/*/index.html"))  # one version of each line: no older versions
+    page = (models / "two-layer-net" / "index.html").read_text()
+    charts = re.findall(r'<img[^>]*src="([^"]+)"', page)
+    assert charts == ["layers.svg", "layer0-detectors.svg", "layer0-unique.svg", "layer1-detectors.svg",
+                      "layer1-unique.svg"]  # detectors and unique detectors on separate axes
     for chart in charts:
-        assert (site["out"] / chart).read_text().lstrip().startswith("<?xml")
+        assert (models / "two-layer-net" / chart).read_text().lstrip().startswith("<?xml")
     assert page.count('class="sortable best-units"') == 2 and "not comparable" in page
-    reported = (models / f"{Path(SEED[1]).stem}.html").read_text()
+    reported = (models / "vgg-16-places365" / "index.html").read_text()
     assert "best-units" not in reported and "unique (top-label)" not in reported  # no per-unit data published
     assert (site["out"] / "charts" / "unique-detectors.svg").stat().st_size > 1000
 
 
 def test_site_loads_nothing_from_elsewhere(site: dict[str, Any]) -> None:
-    for page in [site["out"] / "index.html", *(site["out"] / "models").glob("*.html")]:
+    for page in [site["out"] / "index.html", *(site["out"] / "models").glob("**/index.html")]:
         html = page.read_text()
         assert not re.search(r'(src|href)="(https?:)?//', html.replace('href="https://', "")), page
-        assert "<link" not in html and "<script src" not in html
+        assert "<script src" not in html
+        assert re.findall(r"<link[^>]*>", html) == ['<link rel="icon" href="data:,">']  # no favicon request
 
 
 def test_build_with_no_valid_entry_fails_and_writes_nothing(tmp_path: Path) -> None:
@@ -128,5 +140,47 @@ def test_the_seed_submissions_build(tmp_path: Path) -> None:
     html = (tmp_path / "site" / "index.html").read_text()
     assert len(rows(html)) == 28 and 'id="rejected"' not in html
     first = rows(html)[0]
-    assert "ResNet-152 Places365" in first and '<td data-sort="347"><b>347</b></td>' in first
-    assert len(list((tmp_path / "site" / "models").glob("*.html"))) == 28
+    assert "ResNet-152 Places365" in first and 'data-sort="347" data-all="347"><b>347</b></td>' in first
+    assert first.startswith('<tr id="resnet-152-places365"')
+    assert len(list((tmp_path / "site" / "models").glob("*/index.html"))) == 28
+
+
+def test_the_csv_has_one_row_per_model_and_layer(site: dict[str, Any]) -> None:
+    import csv
+
+    with open(site["out"] / "leaderboard.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 7  # six lines, the two-layer one twice
+    html = (site["out"] / "index.html").read_text()
+    shown_ranks = [re.search(r'<td data-sort="(\d*)">', r).group(1) for r in rows(html)]
+    assert [r["rank"] for r in table if r["ranked_layer"] == "1"] == shown_ranks
+    for row in table:
+        submitted = json.loads((site["root"] / "submissions" / row["file"]).read_text())
+        layer = next(layer for layer in submitted["layers"] if layer["name"] == row["layer"])
+        assert (row["model"], int(row["unique"]), int(row["detectors"])) == (
+            submitted["name"], layer["summary"]["unique_per_category"]["all"], layer["summary"]["detectors"]["all"])
+        assert (site["out"] / "submissions" / row["file"]).read_bytes() == (
+            site["root"] / "submissions" / row["file"]).read_bytes()  # the raw JSON, byte for byte
+        assert (site["out"] / row["page"]).is_file()
+
+
+def test_a_rescored_model_keeps_its_permalink_and_older_versions_their_pages(tmp_path: Path) -> None:
+    import hashlib
+
+    new, old = two_layer_measured(), two_layer_measured()
+    new["created"], old["created"] = "2026-06-01T00:00:00Z", "2026-01-01T00:00:00+00:00"
+    old["model"]["training_data"] = "an older training run"
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "a-new.json").write_text(json.dumps(new))  # file names in the opposite order to dates
+    (tmp_path / "subs" / "z-old.json").write_text(json.dumps(old))
+    code, out, err = build(tmp_path / "subs", tmp_path / "site")
+    assert code == 0 and "1 entries" in out, err
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert len(rows(index)) == 1 and 'href="models/two-layer-net/index.html"' in index
+    line = tmp_path / "site" / "models" / "two-layer-net"
+    version = hashlib.sha256((tmp_path / "subs" / "z-old.json").read_bytes()).hexdigest()[:12]
+    latest, older = (line / "index.html").read_text(), (line / version / "index.html").read_text()
+    assert "an older training run" not in latest and f'href="../../models/two-layer-net/{version}/index.html"' in latest
+    assert "an older training run" in older and "earlier version" in older
+    assert 'href="../../../models/two-layer-net/index.html"' in older  # points back to the permalink
+    assert 'href="../../../submissions/z-old.json"' in older and (tmp_path / "site" / "submissions" / "z-old.json").exists()
