@@ -10,12 +10,13 @@ COMMANDS = (
     Command("validate", "leaderboard.commands.validate", "check a results JSON against the schema and the protocol"),
     Command("submit", "leaderboard.commands.submit", "validate and store a results JSON for a pull request"),
     Command("build", "leaderboard.commands.build", "generate the static leaderboard site from submissions"),
+    Command("verify", "leaderboard.commands.verify", "re-score a measured submission's model and compare unit by unit"),
     Command("diff", "leaderboard.commands.diff", "report what one submissions directory changes against another"),
 )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli("leaderboard", "The Network Dissection leaderboard: validate, submit, build, diff.", COMMANDS, argv)
+    return run_cli("leaderboard", "The Network Dissection leaderboard: validate, submit, verify, build, diff.", COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -22,16 +22,20 @@ import sys
 from pathlib import Path
 
 from leaderboard.site import SUBMISSIONS, build
+from leaderboard.verified import VERIFIED, load_verified
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("submissions", nargs="?", type=Path, default=SUBMISSIONS, metavar="SUBMISSIONS_DIR",
                         help="directory of results JSON files (default: leaderboard/submissions)")
     parser.add_argument("--out", type=Path, default=Path("site"), help="output directory (default: site/)")
+    parser.add_argument("--verified", type=Path, default=VERIFIED,
+                        help="maintainers' verification record, the only source of 'verified' badges "
+                             "(default: leaderboard/verified.json)")
 
 
 def run(args: argparse.Namespace) -> int:
-    site = build(args.submissions, args.out)
+    site = build(args.submissions, args.out, load_verified(args.verified))
     for rejected in site.rejected:
         print(f"rejected: {rejected.file}: {'; '.join(rejected.errors)}", file=sys.stderr)
     ranked = sum(e.ranked for e in site.entries)
