@@ -30,6 +30,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -279,8 +280,11 @@ def _check_output(out: Path) -> None:
         raise BrodenError(f"{out}: exists and is not a leaderboard site; choose an empty or new --out directory")
 
 
-def write_site(site: Site, directory: Path, dest: Path) -> None:
-    """Render ``site`` (loaded from the submissions ``directory``) into the new, empty directory ``dest``."""
+def write_site(site: Site, directory: Path, dest: Path, release: Mapping[str, Any] | None = None) -> None:
+    """Render ``site`` (loaded from the submissions ``directory``) into the new, empty directory ``dest``.
+
+    ``release``: the release record when this is a release snapshot (its index says so).
+    """
     env = _environment()
     dest.mkdir(parents=True, exist_ok=True)
     atomic.write_text(dest / MARKER, "built by 'leaderboard build'; this directory is replaced on every build\n")
@@ -289,7 +293,7 @@ def write_site(site: Site, directory: Path, dest: Path) -> None:
         _write_model(env, dest, entry)
         atomic.write_bytes(dest / "submissions" / entry.file, (directory / entry.file).read_bytes())
     atomic.write_text(dest / CSV_FILE, table_csv(site))
-    atomic.write_text(dest / "index.html", env.get_template("index.html.j2").render(site=site))
+    atomic.write_text(dest / "index.html", env.get_template("index.html.j2").render(site=site, release=release))
 
 
 def build(directory: str | os.PathLike[str], out: str | os.PathLike[str],
@@ -305,3 +309,64 @@ def build(directory: str | os.PathLike[str], out: str | os.PathLike[str],
     with atomic.atomic_path(out, is_dir=True) as tmp:
         write_site(site, directory, tmp)
     return site
+
+
+RELEASE_FILE = "release.json"
+RELEASE_SCHEMA = "leaderboard-release/1"
+RELEASE_NAME = re.compile(r"v[0-9]+(\.[0-9]+)*")
+
+
+def release_record(site: Site, name: str) -> dict[str, Any]:
+    """What a release lists: every entry (latest versions in table order, then older ones) with the file's sha256,
+    the harness version that scored it (measured entries) and its dataset, plus the harness that built the release."""
+    from broden import __version__
+
+    def item(e: Entry) -> dict[str, Any]:
+        return {
+            "file": e.file, "sha256": e.sha256, "name": e.results["name"], "latest": not e.version,
+            "rank": e.rank, "protocol": protocol.LEADERBOARD if e.ranked else protocol.OTHER_PROTOCOL,
+            "kind": e.kind, "layers": [layer["name"] for layer in e.results["layers"]],
+            "unique": e.summary["unique_per_category"]["all"], "detectors": e.summary["detectors"]["all"],
+            "dataset": {"name": e.results["dataset"]["name"], "fingerprint": e.results["dataset"]["fingerprint"]},
+            "harness_version": (e.results.get("environment") or {}).get("broden_version"),
+            "verified": e.verified is not None, "page": e.page,
+        }
+
+    return {
+        "schema": RELEASE_SCHEMA, "release": name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "harness_version": __version__,
+        "entries": [item(e) for e in site.entries + site.older],
+        "rejected": [r.file for r in site.rejected],
+    }
+
+
+def build_release(directory: str | os.PathLike[str], releases: str | os.PathLike[str], name: str,
+                  verified: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[Site, Path]:
+    """Write the release snapshot ``releases/<name>/`` (the site plus ``release.json``), read-only files, once.
+
+    An existing release of that name is never touched: the call raises before doing any work, and also if the
+    name appears while it works.
+    """
+    if not RELEASE_NAME.fullmatch(name):
+        raise BrodenError(f"--release {name!r}: name releases v1, v2, ... (or v1.1); a release is cited by its name")
+    dest = Path(releases) / name
+    taken = f"{dest}: release {name} exists and releases never change; choose the next name"
+    if dest.exists() or dest.is_symlink():
+        raise BrodenError(taken, exit_code=1)
+    directory = Path(directory)
+    site = load(directory, verified)
+    if not site.entries:
+        raise BrodenError(f"{directory}: no valid submissions ({len(site.rejected)} rejected); nothing to release",
+                          exit_code=1)
+    record = release_record(site, name)
+    try:
+        with atomic.atomic_path(dest, is_dir=True, replace=False) as tmp:
+            write_site(site, directory, tmp, release=record)
+            atomic.write_json(tmp / RELEASE_FILE, record)
+            for path in tmp.rglob("*"):
+                if path.is_file():
+                    path.chmod(0o444)
+    except FileExistsError:
+        raise BrodenError(taken, exit_code=1) from None
+    return site, dest

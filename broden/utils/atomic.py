@@ -7,6 +7,7 @@ complete, so an interrupted run never leaves a half-written file where a finishe
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -26,10 +27,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(dest: str | os.PathLike[str], *, is_dir: bool = False) -> Iterator[Path]:
+def atomic_path(dest: str | os.PathLike[str], *, is_dir: bool = False, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling path; on success move it onto ``dest``, on error remove it.
 
-    An existing ``dest`` is replaced only when the new content is complete.
+    An existing ``dest`` is replaced only when the new content is complete; with ``replace=False`` it is never
+    replaced: FileExistsError is raised instead and the new content discarded (write-once outputs).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +43,8 @@ def atomic_path(dest: str | os.PathLike[str], *, is_dir: bool = False) -> Iterat
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(target, 0o777 & ~umask)
+        if not replace and (dest.exists() or dest.is_symlink()):
+            raise FileExistsError(errno.EEXIST, "exists and is not replaced", str(dest))
         if dest.is_dir() and not dest.is_symlink():
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
             os.replace(dest, old)

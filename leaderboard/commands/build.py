@@ -10,8 +10,13 @@ if some were rejected), 1 when none is valid (nothing is written). The output di
 new site is complete, and only if it is empty or a previous build. The pages load nothing from the network and work
 from file://.
 
+--release vN writes a citable snapshot instead: OUT/vN/ (OUT default: releases/) holds the site and release.json
+(every entry with its sha256, the harness version that scored it and its dataset fingerprint, and the harness
+version that built the release); its files are read-only, and an existing release is never overwritten (exit 1).
+
 Example:
   leaderboard build --out site/
+  leaderboard build --release v1          # releases/v1/
   leaderboard build my-submissions/ --out /tmp/site && xdg-open /tmp/site/index.html
 """
 
@@ -21,24 +26,33 @@ import argparse
 import sys
 from pathlib import Path
 
-from leaderboard.site import SUBMISSIONS, build
+from leaderboard.site import RELEASE_FILE, SUBMISSIONS, build, build_release
 from leaderboard.verified import VERIFIED, load_verified
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("submissions", nargs="?", type=Path, default=SUBMISSIONS, metavar="SUBMISSIONS_DIR",
                         help="directory of results JSON files (default: leaderboard/submissions)")
-    parser.add_argument("--out", type=Path, default=Path("site"), help="output directory (default: site/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default: site/; with --release, the releases directory: releases/)")
+    parser.add_argument("--release", metavar="vN", help="write the immutable release snapshot OUT/vN/ instead")
     parser.add_argument("--verified", type=Path, default=VERIFIED,
                         help="maintainers' verification record, the only source of 'verified' badges "
                              "(default: leaderboard/verified.json)")
 
 
 def run(args: argparse.Namespace) -> int:
-    site = build(args.submissions, args.out, load_verified(args.verified))
+    verified = load_verified(args.verified)
+    if args.release:
+        site, dest = build_release(args.submissions, args.out or Path("releases"), args.release, verified)
+        index = dest / "index.html"
+        print(f"release {args.release}: {dest / RELEASE_FILE} lists {len(site.entries) + len(site.older)} files")
+    else:
+        site = build(args.submissions, args.out or Path("site"), verified)
+        index = (args.out or Path("site")) / "index.html"
     for rejected in site.rejected:
         print(f"rejected: {rejected.file}: {'; '.join(rejected.errors)}", file=sys.stderr)
     ranked = sum(e.ranked for e in site.entries)
-    print(f"{args.out / 'index.html'}: {len(site.entries)} entries ({ranked} ranked, "
+    print(f"{index}: {len(site.entries)} entries ({ranked} ranked, "
           f"{len(site.entries) - ranked} other protocol), {len(site.rejected)} rejected")
     return 0

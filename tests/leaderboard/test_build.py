@@ -184,3 +184,63 @@ def test_a_rescored_model_keeps_its_permalink_and_older_versions_their_pages(tmp
     assert "an older training run" in older and "earlier version" in older
     assert 'href="../../../models/two-layer-net/index.html"' in older  # points back to the permalink
     assert 'href="../../../submissions/z-old.json"' in older and (tmp_path / "site" / "submissions" / "z-old.json").exists()
+
+
+def test_a_release_is_a_complete_snapshot_written_once(tmp_path: Path) -> None:
+    import hashlib
+
+    from broden import __version__
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in SEED[:2]:
+        shutil.copy(SUBMISSIONS / name, subs / name)
+    old, new = two_layer_measured(), two_layer_measured()
+    old["created"], new["created"] = "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"
+    new["environment"] = {"broden_version": "0.0.9"}
+    (subs / "old.json").write_text(json.dumps(old))
+    (subs / "new.json").write_text(json.dumps(new))
+    releases = tmp_path / "releases"
+    args = ["build", str(subs), "--out", str(releases), "--release", "v1"]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        assert main(args) == 0
+    assert f"{releases / 'v1' / 'release.json'} lists 4 files" in stdout.getvalue()
+
+    release = json.loads((releases / "v1" / "release.json").read_text())
+    assert (release["release"], release["harness_version"]) == ("v1", __version__)
+    listed = {e["file"]: e for e in release["entries"]}
+    assert sorted(listed) == sorted(p.name for p in subs.iterdir())
+    for name, e in listed.items():
+        submitted = json.loads((subs / name).read_text())
+        assert e["sha256"] == hashlib.sha256((subs / name).read_bytes()).hexdigest()
+        assert e["dataset"] == {k: submitted["dataset"][k] for k in ("name", "fingerprint")}
+        assert (releases / "v1" / e["page"] / "index.html").is_file()
+    assert listed["new.json"]["harness_version"] == "0.0.9" and listed["new.json"]["latest"]
+    assert not listed["old.json"]["latest"] and listed[SEED[0]]["harness_version"] is None
+    index = (releases / "v1" / "index.html").read_text()
+    assert "release v1" in index and 'href="release.json"' in index
+    files = [p for p in (releases / "v1").rglob("*") if p.is_file()]
+    assert files and all(p.stat().st_mode & 0o222 == 0 for p in files)  # read-only
+
+    before = {p: p.read_bytes() for p in files}
+    (subs / "new.json").write_text(json.dumps(old | {"name": "Changed"}))
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        assert main(args) == 1
+        assert main([*args[:-1], "latest"]) == 2
+    assert "release v1 exists and releases never change" in stderr.getvalue()
+    assert "name releases v1, v2, ..." in stderr.getvalue()
+    assert {p: p.read_bytes() for p in files} == before and sorted(p.name for p in releases.iterdir()) == ["v1"]
+
+
+def test_write_once_outputs_never_replace_what_appeared_meanwhile(tmp_path: Path) -> None:
+    from broden import atomic
+
+    dest = tmp_path / "v1"
+    with pytest.raises(FileExistsError):
+        with atomic.atomic_path(dest, is_dir=True, replace=False) as tmp:
+            (tmp / "index.html").write_text("new")
+            dest.mkdir()  # another build got there first
+            (dest / "index.html").write_text("first")
+    assert (dest / "index.html").read_text() == "first" and [p.name for p in tmp_path.iterdir()] == ["v1"]
