@@ -33,7 +33,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -104,8 +104,8 @@ class Entry:
         try:
             when = datetime.fromisoformat(self.results["created"])
         except ValueError:
-            return datetime.min.replace(tzinfo=timezone.utc)
-        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+            return datetime.min.replace(tzinfo=UTC)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -319,7 +319,7 @@ RELEASE_NAME = re.compile(r"v[0-9]+(\.[0-9]+)*")
 def release_record(site: Site, name: str) -> dict[str, Any]:
     """What a release lists: every entry (latest versions in table order, then older ones) with the file's sha256,
     the harness version that scored it (measured entries) and its dataset, plus the harness that built the release."""
-    from broden import __version__
+    from broden.version import __version__
 
     def item(e: Entry) -> dict[str, Any]:
         return {
@@ -334,7 +334,7 @@ def release_record(site: Site, name: str) -> dict[str, Any]:
 
     return {
         "schema": RELEASE_SCHEMA, "release": name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "harness_version": __version__,
         "entries": [item(e) for e in site.entries + site.older],
         "rejected": [r.file for r in site.rejected],

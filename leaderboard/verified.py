@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.results import parse_json_strict
-from broden import atomic
 from broden.errors import BrodenError
+from broden.utils import atomic
 
 #: The git-tracked record the site reads by default.
 VERIFIED = Path(__file__).resolve().parent / "verified.json"

@@ -1,7 +1,7 @@
 """Re-score a measured submission and compare it with what was submitted, unit by unit.
 
 The re-score uses the submission's own recorded protocol (layers, quantile, IoU threshold, categories, category
-gate, upsampling, batch size, top-k) through the same scorer as ``benchmark score`` (``benchmark.dissect``), on a
+gate, upsampling, batch size, top-k) through the same scorer as ``benchmark score`` (``benchmark.scorer``), on a
 dataset whose fingerprint must equal the recorded one. The model comes from the maintainer (``--model``): the
 submitted numbers are trusted only if that model gives them. Compared:
 
@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.models.loader import load_model
+from benchmark.scorer import Settings, score_model
+from broden.dataset import Broden
+from broden.dataset import load as load_dataset
 from broden.errors import BrodenError
 from leaderboard.validate import validate_submission
 
@@ -45,10 +49,8 @@ class Verification:
         return not self.differences
 
 
-def settings_for(submitted: dict[str, Any], device: str, workers: int | None = None):
-    """The ``benchmark.dissect.Settings`` that reproduce the submission's recorded protocol."""
-    from benchmark.dissect import Settings
-
+def settings_for(submitted: dict[str, Any], device: str, workers: int | None = None) -> Settings:
+    """The scorer settings that reproduce the submission's recorded protocol."""
     proto = submitted["protocol"]
     top_k = max((len(u.get("top_images", [])) for layer in submitted["layers"] for u in layer["units"]), default=0)
     settings = Settings(
@@ -114,16 +116,14 @@ def compare(submitted: dict[str, Any], rescored: dict[str, Any]) -> tuple[list[s
     return out, compared
 
 
-def _dataset(submitted: dict[str, Any], dataset: str | os.PathLike[str] | None):
-    from broden.dataset import load
-
+def _dataset(submitted: dict[str, Any], dataset: str | os.PathLike[str] | None) -> Broden:
     path = Path(dataset) if dataset is not None else Path(submitted["dataset"].get("path") or "")
     if dataset is None and not (submitted["dataset"].get("path") and path.exists()):
         raise BrodenError(f"the submission's dataset {submitted['dataset']['name']!r} is not at its recorded path "
                           f"{str(path) or '(none)'}; pass --dataset PATH")
     if not path.exists():
         raise BrodenError(f"{path}: dataset not found; pass --dataset PATH (the data the submission was scored on)")
-    data = load(path)
+    data = load_dataset(path)
     if data.fingerprint != submitted["dataset"]["fingerprint"]:
         raise BrodenError(f"{path}: fingerprint {data.fingerprint}, but the submission was scored on "
                           f"{submitted['dataset']['fingerprint']} ({submitted['dataset']['name']}); pass that dataset")
@@ -134,9 +134,6 @@ def verify(submission: str | os.PathLike[str], model: str, out: str | os.PathLik
            dataset: str | os.PathLike[str] | None = None, device: str = "cpu",
            workers: int | None = None) -> Verification:
     """Re-score ``model`` as ``submission`` records into ``out`` (a finished identical run there is reused)."""
-    from benchmark.dissect import score_model
-    from benchmark.model_file import load_model
-
     verdict = validate_submission(submission)
     if not verdict.ok or verdict.results is None:
         raise BrodenError(f"{submission}: {verdict.errors[0]} (fix it first: leaderboard validate {submission})")

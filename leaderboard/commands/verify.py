@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"verified: {args.submission} matches the re-score of {args.model}: {result.units_compared} units in "
           f"{layers} layers, counts exact, IoUs and thresholds within {TOLERANCE}")
     if args.record:
-        from broden import __version__
+        from broden.version import __version__
 
         digest = hashlib.sha256(args.submission.read_bytes()).hexdigest()
         add_record(args.verified, digest, {

@@ -107,7 +107,7 @@ def test_model_pages_load_with_their_charts(site: dict[str, Any]) -> None:
 def served(site: dict[str, Any]) -> Iterator[str]:
     """The built site over HTTP on 127.0.0.1 (downloads need a real origin); yields its base URL."""
     class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site["out"])))

@@ -233,14 +233,3 @@ def test_a_release_is_a_complete_snapshot_written_once(tmp_path: Path) -> None:
     assert "name releases v1, v2, ..." in stderr.getvalue()
     assert {p: p.read_bytes() for p in files} == before and sorted(p.name for p in releases.iterdir()) == ["v1"]
 
-
-def test_write_once_outputs_never_replace_what_appeared_meanwhile(tmp_path: Path) -> None:
-    from broden import atomic
-
-    dest = tmp_path / "v1"
-    with pytest.raises(FileExistsError):
-        with atomic.atomic_path(dest, is_dir=True, replace=False) as tmp:
-            (tmp / "index.html").write_text("new")
-            dest.mkdir()  # another build got there first
-            (dest / "index.html").write_text("first")
-    assert (dest / "index.html").read_text() == "first" and [p.name for p in tmp_path.iterdir()] == ["v1"]

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from leaderboard.cli import main
 from leaderboard.submit import serialize
 from leaderboard.validate import validate_submission
 from leaderboard.verified import load_verified
+from tests.helpers.paths import REPO
 
 SUBMISSIONS = REPO / "leaderboard" / "submissions"
 DEMO = next(SUBMISSIONS.glob("mobilenetv2-imagenet__features-18__*.json"))

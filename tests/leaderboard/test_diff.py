@@ -10,7 +10,7 @@ from pathlib import Path
 from benchmark.summary import summarize_layer
 from leaderboard.cli import main
 from leaderboard.diff import escape
-from test_leaderboard_validate import tiny
+from tests.helpers.submissions import tiny
 
 
 def entry(name: str, detectors: int) -> dict:
