@@ -348,6 +348,7 @@ class _Run:
                 "num_images": self.n,
                 "image_size": meta.get("image_size"),
                 "seg_size": meta.get("seg_size"),
+                **({"provenance": meta["provenance"]} if meta.get("provenance") else {}),
             },
             "protocol": {**self.protocol, "threshold_method": f"{method}; activations rounded to float16"},
             "provenance": {"kind": "measured"},

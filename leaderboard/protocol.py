@@ -15,6 +15,7 @@ from typing import Any
 from benchmark.protocol import CATEGORY_ORDER as CATEGORIES
 from benchmark.protocol import DEFAULT_COMPAT as COMPAT
 from benchmark.protocol import IOU_THRESHOLD, QUANTILE
+from broden.download.releases import RELEASES, Release
 
 LEADERBOARD = "leaderboard"
 OTHER_PROTOCOL = "other protocol"
@@ -52,10 +53,48 @@ ORIGINAL_RELEASES: tuple[KnownDataset, ...] = (
 )
 
 
+#: Versions of ``broden.legacy.convert_legacy`` whose output is trusted: a measured entry on data converted from a
+#: known release archive by one of these is ranked. Add a version here once its conversion of a release is checked.
+KNOWN_CONVERTERS: tuple[tuple[str, str], ...] = (("broden.legacy", "0.1.0"),)
+
+
+def known_archive(provenance: dict[str, Any] | None) -> tuple[Release, str] | None:
+    """The prebuilt release (``broden.download.releases.RELEASES``) whose archive a dataset's provenance names, by
+    file name and a checksum the release table knows, with the checksum kind that matched; None when unknown."""
+    archive = (provenance or {}).get("archive") or {}
+    for release in RELEASES.values():
+        if archive.get("name") != release.filename:
+            continue
+        for kind in ("sha256", "md5"):
+            if getattr(release, kind) is not None and archive.get(kind) == getattr(release, kind):
+                return release, kind
+    return None
+
+
+def provenance_key(dataset: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(archive name, its sha256, converter version) for data converted by a known converter from a known release
+    archive: the data every such entry should share, so the first fingerprint seen for it is the one to expect."""
+    provenance = dataset.get("provenance") or {}
+    converter = provenance.get("converter") or {}
+    if known_archive(provenance) is None or (converter.get("name"), converter.get("version")) not in KNOWN_CONVERTERS:
+        return None
+    return provenance["archive"]["name"], provenance["archive"]["sha256"], converter["version"]
+
+
 def known_dataset(dataset: dict[str, Any], kind: str) -> KnownDataset | None:
-    """The known dataset an entry's ``dataset`` object refers to, or None."""
+    """The known dataset an entry's ``dataset`` object refers to, or None.
+
+    A measured entry's data is known by its fingerprint (:data:`KNOWN_FINGERPRINTS`) or, failing that, by its
+    provenance: converted by a :data:`KNOWN_CONVERTERS` version from a release archive whose checksum the release
+    table knows (see :func:`provenance_key`).
+    """
     if kind == "measured":
-        return next((d for d in KNOWN_FINGERPRINTS if d.fingerprint == dataset.get("fingerprint")), None)
+        listed = next((d for d in KNOWN_FINGERPRINTS if d.fingerprint == dataset.get("fingerprint")), None)
+        key = provenance_key(dataset)
+        if listed is not None or key is None:
+            return listed
+        return KnownDataset(key[0].removesuffix(".zip"), dataset.get("fingerprint"),
+                            f"converted from the release archive {key[0]} by broden {key[2]}")
     return next((d for d in ORIGINAL_RELEASES if d.name == dataset.get("name")), None)
 
 
@@ -79,7 +118,8 @@ def protocol_deviations(results: dict[str, Any]) -> list[str]:
         if kind == "measured":
             out.append(
                 f"dataset.fingerprint {results['dataset']['fingerprint']} is not a known Broden dataset "
-                f"(known: {', '.join(d.name for d in KNOWN_FINGERPRINTS) or 'none yet'})"
+                f"(known: {', '.join(d.name for d in KNOWN_FINGERPRINTS) or 'none yet'}), and dataset.provenance "
+                "names no release archive with a known checksum converted by a known converter version"
             )
         else:
             out.append(

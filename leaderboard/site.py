@@ -115,12 +115,41 @@ class Rejected:
 
 
 @dataclass
+class SeenDataset:
+    """A dataset known by its provenance: the fingerprint first seen for it and the submission that showed it."""
+
+    archive: str
+    converter: str
+    fingerprint: str
+    first: Entry
+
+
+@dataclass
 class Site:
     """What a build produced (or would produce): the lines (latest versions) in table order, and rejected files."""
 
     entries: list[Entry] = field(default_factory=list)
     older: list[Entry] = field(default_factory=list)  # superseded versions, each with its own page
     rejected: list[Rejected] = field(default_factory=list)
+    datasets: list[SeenDataset] = field(default_factory=list)
+
+
+def _first_seen(entries: list[Entry]) -> list[SeenDataset]:
+    """Fix each provenance-known dataset to the fingerprint its earliest submission shows; a later submission
+    claiming the same archive and converter with other data gets a deviation (it is not ranked)."""
+    seen: dict[tuple[str, str, str], SeenDataset] = {}
+    for entry in sorted(entries, key=lambda e: (e.created, e.file)):
+        dataset = entry.results["dataset"]
+        listed = any(d.fingerprint == dataset["fingerprint"] for d in protocol.KNOWN_FINGERPRINTS)
+        key = protocol.provenance_key(dataset) if entry.kind == "measured" and not listed else None
+        if key is None:
+            continue
+        first = seen.setdefault(key, SeenDataset(key[0], f"broden {key[2]}", dataset["fingerprint"], entry))
+        if first.fingerprint != dataset["fingerprint"]:
+            entry.deviations.append(
+                f"dataset.fingerprint {dataset['fingerprint']} differs from {first.fingerprint}, first seen for "
+                f"{first.archive} converted by {first.converter} (in {first.first.file})")
+    return list(seen.values())
 
 
 def load(directory: str | os.PathLike[str], verified: Mapping[str, Mapping[str, Any]] | None = None) -> Site:
@@ -141,6 +170,7 @@ def load(directory: str | os.PathLike[str], verified: Mapping[str, Mapping[str, 
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         entry = Entry(path.name, digest, verdict.results, verdict.warnings, verified=(verified or {}).get(digest))
         lines.setdefault(entry.key, []).append(entry)
+    site.datasets = _first_seen([e for versions in lines.values() for e in versions])
     names = [name for name, _ in lines]
     for (name, layers), versions in lines.items():
         versions.sort(key=lambda e: (e.created, e.file), reverse=True)

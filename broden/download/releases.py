@@ -27,6 +27,7 @@ from broden.errors import BrodenError
 from broden.legacy import convert_legacy
 from broden.utils import atomic
 from broden.utils.disk import check_free_space, human_bytes
+from broden.utils.hashing import file_digests
 from broden.utils.progress import say
 from broden.validate import validate_dataset
 
@@ -189,6 +190,18 @@ class _Plan:
         return sum(n for _, n in chosen), ", ".join(f"{what} ~{human_bytes(n)}" for what, n in chosen)
 
 
+def archive_record(archive: Path) -> dict[str, object] | None:
+    """What a converted dataset records about the zip it came from (None when the zip is no longer there).
+
+    The leaderboard ranks results on data converted from a release archive whose checksum it knows, so the record
+    holds both checksums whatever the user pinned.
+    """
+    if not archive.is_file():
+        return None
+    sha256, md5 = file_digests(archive, md5=True)
+    return {"name": archive.name, "bytes": archive.stat().st_size, "sha256": sha256, "md5": md5}
+
+
 def download_release(
     size: int,
     dest: Path,
@@ -239,7 +252,7 @@ def download_release(
 
     if plan.convert:
         say(f"converting {paths.legacy} to {paths.dataset}")
-        convert_legacy(paths.legacy, paths.dataset)
+        convert_legacy(paths.legacy, paths.dataset, archive=archive_record(paths.archive))
 
     say(f"validating {paths.dataset}")
     violations = validate_dataset(paths.dataset)

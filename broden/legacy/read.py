@@ -29,6 +29,7 @@ from broden.labels import BRODEN_CATEGORIES, Category, Label, LabelTable, Member
 from broden.masks import label_map_from_rgb
 from broden.utils.parallel import choose_workers, chunked, ordered_map
 from broden.utils.progress import track
+from broden.version import __version__
 
 INDEX_FIXED = ("image", "split", "ih", "iw", "sh", "sw")
 CHUNK_ROWS = 32
@@ -236,11 +237,20 @@ def _convert_chunk(chunk: _Chunk) -> list[dict[str, Any]]:
     return out
 
 
-def convert_legacy(src: Path, out: Path, *, workers: int | None = None) -> Broden:
+#: The converter's name in a dataset's provenance (with the package version).
+CONVERTER = "broden.legacy"
+
+
+def convert_legacy(src: Path, out: Path, *, workers: int | None = None,
+                   archive: dict[str, Any] | None = None) -> Broden:
     """Convert the legacy Broden directory ``src`` (holding index.csv) to a Broden dataset at ``out``.
 
     Lossless: JPEG bytes unchanged, every label map as RLE masks, image-level labels including a literal 0, the
     label table, and index.csv's row order. ``out`` appears only when complete.
+
+    The dataset's metadata records its ``provenance``: the ``archive`` it was unpacked from when the caller knows it
+    (``{"name", "bytes", "sha256", "md5"}``, as ``broden download`` passes it) and the converter (this function and
+    the package version), so every result scored on it says where its data came from.
     """
     src = Path(src)
     if not (src / "index.csv").is_file():
@@ -266,7 +276,8 @@ def convert_legacy(src: Path, out: Path, *, workers: int | None = None) -> Brode
 
     readme = src / "README.txt"
     # the original builder counted label statistics on full-resolution source masks (see broden.validate)
-    meta = {"name": src.name, "converted_from": "legacy Broden layout", "label_statistics": "source-resolution"}
+    meta = {"name": src.name, "converted_from": "legacy Broden layout", "label_statistics": "source-resolution",
+            "provenance": {"archive": archive, "converter": {"name": CONVERTER, "version": __version__}}}
     if readme.is_file():
         meta["legacy_readme"] = readme.read_text(encoding="utf-8", errors="replace")
     return write_dataset(out, track(converted(), f"convert {src.name}", total=len(rows)), table, meta=meta)
