@@ -1,12 +1,12 @@
 """Re-score a measured submission and compare it with what was submitted, unit by unit.
 
 The re-score uses the submission's own recorded protocol (layers, quantile, IoU threshold, categories, category
-gate, upsampling, batch size, top-k) through the same scorer as ``benchmark score`` (``benchmark.scorer``), on a
+gate, upsampling, batch size, mixed precision, top-k) through the same scorer as ``benchmark score`` (``benchmark.scorer``), on a
 dataset whose fingerprint must equal the recorded one. The model comes from the maintainer (``--model``): the
 submitted numbers are trusted only if that model gives them. Compared:
 
-- the recorded preprocessing with the one the model file gives (a different resize or normalisation is a
-  different measurement);
+- the recorded preprocessing with the one the model file gives, as far as it determines the pixels (a different
+  resize, crop or normalisation is a different measurement; where a setting came from is not);
 - the layers (names and unit counts);
 - per unit: the overall label and category, and per category the label, its number, and the intersection,
   activation and truth counts *exactly*; the IoUs and the threshold within :data:`TOLERANCE` (relative and absolute)
@@ -33,6 +33,19 @@ from leaderboard.validate import validate_submission
 #: Relative and absolute tolerance for IoUs and thresholds.
 TOLERANCE = 1e-6
 COUNTS = ("intersection", "activation", "truth")
+#: What a preprocessing recorded as kind "default" (harness 0.1.0, before the loader registry) did: resize with
+#: bilinear interpolation, no crop, then scale and normalise; today's "resize-normalize" with those settings.
+LEGACY_DEFAULT = {"kind": "resize-normalize", "interpolation": "bilinear", "crop": None}
+#: Fields of a preprocessing description that say where a setting came from, not what it is.
+BOOKKEEPING = ("sources", "declared_by")
+
+
+def pixels(preprocess: Any) -> Any:
+    """The parts of a recorded preprocessing that determine the pixels the model sees (comparable across versions)."""
+    if not isinstance(preprocess, dict):
+        return preprocess
+    out = {k: v for k, v in preprocess.items() if k not in BOOKKEEPING}
+    return {**out, **LEGACY_DEFAULT} if out.get("kind") == "default" else out
 
 
 @dataclass
@@ -57,7 +70,7 @@ def settings_for(submitted: dict[str, Any], device: str, workers: int | None = N
         layers=[layer["name"] for layer in submitted["layers"]], quantile=proto["quantile"],
         iou_threshold=proto["iou_threshold"], categories=list(proto["categories"]), compat=proto["compat"],
         upsample=proto.get("upsample", "bilinear"), top_k=top_k or 10, batch_size=proto.get("batch_size", 32),
-        device=device,
+        amp=bool(proto.get("amp", False)), device=device,
     )
     if workers is not None:
         settings.workers = workers
@@ -80,8 +93,9 @@ def compare(submitted: dict[str, Any], rescored: dict[str, Any]) -> tuple[list[s
     def differ(where: str, name: str, a: Any, b: Any) -> None:
         out.append(f"{where}: {name} submitted {_value(a)}, re-scored {_value(b)}")
 
-    if submitted["protocol"].get("preprocess") != rescored["protocol"].get("preprocess"):
-        differ("protocol", "preprocess", submitted["protocol"].get("preprocess"), rescored["protocol"]["preprocess"])
+    mine, theirs_preprocess = (pixels(r["protocol"].get("preprocess")) for r in (submitted, rescored))
+    if mine != theirs_preprocess:
+        differ("protocol", "preprocess", mine, theirs_preprocess)
     theirs = {layer["name"]: layer for layer in rescored["layers"]}
     compared = 0
     for layer in submitted["layers"]:

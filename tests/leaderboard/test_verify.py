@@ -100,3 +100,16 @@ def test_the_badge_comes_only_from_the_record_of_that_exact_file(tmp_path: Path)
     record.write_text(json.dumps({"schema": "leaderboard-verified/1", "verified": {"abc": {}}}))
     code, _, err = cli("build", str(subs), "--out", str(tmp_path / "site"), "--verified", str(record))
     assert code == 2 and "verified key 'abc' is not a lower-case sha256 hex digest" in err
+
+
+def test_preprocessing_is_compared_by_what_it_does_to_the_pixels() -> None:
+    from leaderboard.verify import pixels
+
+    old = {"kind": "default", "size": [224, 224], "scale": "1/255", "mean": [0.485, 0.456, 0.406],
+           "std": [0.229, 0.224, 0.225]}  # how harness 0.1.0 recorded the default resize-and-normalise
+    new = {"kind": "resize-normalize", "size": [224, 224], "interpolation": "bilinear", "crop": None,
+           "scale": "1/255", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+           "sources": {"size": "default", "interpolation": "default", "mean": "default", "std": "default"}}
+    assert pixels(old) == pixels(new)
+    assert pixels(old) != pixels({**new, "interpolation": "bicubic"})
+    assert pixels(old) != pixels({**new, "mean": [0.5, 0.5, 0.5]})
