@@ -283,11 +283,19 @@ def _write_model(env: jinja2.Environment, out: Path, entry: Entry) -> None:
     atomic.write_text(page / "index.html", html)
 
 
+def _interval(layer: dict[str, Any], key: str) -> list[Any]:
+    """[low, high] of a layer's count over all categories when the results carry intervals, else two blanks."""
+    ci = ((layer.get("intervals") or {}).get(key) or {}).get("all")
+    return list(ci) if ci else ["", ""]
+
+
 def table_csv(site: Site) -> str:
-    """The table as CSV: one row per (line, layer); ``rank`` only on the ranked (last) layer of a ranked line."""
+    """The table as CSV: one row per (line, layer); ``rank`` only on the ranked (last) layer of a ranked line;
+    ``unique_low`` / ``unique_high``: the bootstrap interval of ``unique`` where the results carry one."""
     columns = ["rank", "model", "layer", "ranked_layer", "training_data", "architecture", "units", "detectors",
-               "detector_fraction", "unique", *[f"unique_{c}" for c in protocol.CATEGORIES], "protocol", "source",
-               "verified", "created", "file", "sha256", "page"]
+               "detector_fraction", "unique", "unique_low", "unique_high",
+               *[f"unique_{c}" for c in protocol.CATEGORIES], "protocol", "source", "verified", "created", "file",
+               "sha256", "page"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
@@ -298,6 +306,7 @@ def table_csv(site: Site) -> str:
                 e.rank if last and e.rank is not None else "", e.results["name"], layer["name"], int(last),
                 e.results["model"].get("training_data") or "", e.results["model"].get("architecture") or "",
                 s["units"], s["detectors"]["all"], f"{s['detector_fraction']:.6f}", s["unique_per_category"]["all"],
+                *_interval(layer, "unique_per_category"),
                 *[s["unique_per_category"].get(c, "") for c in protocol.CATEGORIES],
                 protocol.LEADERBOARD if e.ranked else protocol.OTHER_PROTOCOL, e.kind, int(e.verified is not None),
                 e.results["created"], e.file, e.sha256, e.page + "index.html",

@@ -1,7 +1,7 @@
 // The leaderboard table's controls, without dependencies: a filter box (every whitespace-separated term must occur
 // in the row's model name, architecture, training data or layer names; ?q=TERMS in the address pre-fills it) and one
 // checkbox per category: an unticked category's column is hidden and its count left out of the "Unique" column,
-// which then sorts by the new sum. Without JavaScript the controls stay hidden and the table is complete.
+// which then sorts by the new sum (its confidence interval, which is for all six, is hidden). Without JavaScript the controls stay hidden and the table is complete.
 (function () {
   "use strict";
   var table = document.getElementById("leaderboard");
@@ -31,6 +31,7 @@
       var value = all ? unique.getAttribute("data-all") : String(sum);
       unique.setAttribute("data-sort", value);
       unique.firstChild.textContent = value;
+      Array.prototype.forEach.call(unique.querySelectorAll(".ci"), function (ci) { ci.hidden = !all; });
     });
     cells.forEach(function (cell) { cell.hidden = !ticked[cell.getAttribute("data-category")]; });
     shown.textContent = visible + " of " + rows.length + " models shown";

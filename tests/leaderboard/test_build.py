@@ -233,3 +233,30 @@ def test_a_release_is_a_complete_snapshot_written_once(tmp_path: Path) -> None:
     assert "name releases v1, v2, ..." in stderr.getvalue()
     assert {p: p.read_bytes() for p in files} == before and sorted(p.name for p in releases.iterdir()) == ["v1"]
 
+
+
+def test_confidence_intervals_are_shown_where_the_results_carry_them(tmp_path: Path) -> None:
+    import csv
+
+    from leaderboard.site import load, write_site
+
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "two-layer.json").write_text(json.dumps(two_layer_measured()))
+    (tmp_path / "subs" / SEED[0]).write_text((SUBMISSIONS / SEED[0]).read_text())
+    site = load(tmp_path / "subs")
+    with_ci = next(e for e in site.entries if e.file == "two-layer.json")
+    # the shape of results that carry bootstrap intervals (schema version 2): layer.intervals[key][category]
+    with_ci.results["protocol"]["bootstrap"] = {"folds": 10, "replicates": 200, "seed": 0, "confidence": 0.95}
+    with_ci.layer["intervals"] = {"unique_per_category": {"all": [1, 4], "object": [0, 2]}}
+    write_site(site, tmp_path / "subs", tmp_path / "site")
+
+    index = (tmp_path / "site" / "index.html").read_text()
+    row = next(r for r in rows(index) if "Two-layer net" in r)
+    assert '<span class="ci" title="95% bootstrap confidence interval">1–4</span></td>' in row
+    assert all('class="ci"' not in r for r in rows(index) if "Two-layer net" not in r)  # none invented
+    page = (tmp_path / "site" / "models" / "two-layer-net" / "index.html").read_text()
+    assert page.count('<tr class="ci-row">') == 1 and ">0–2</span>" in page  # the last layer's, per category
+    with open(tmp_path / "site" / "leaderboard.csv", newline="") as f:
+        table = {(r["model"], r["layer"]): r for r in csv.DictReader(f)}
+    assert (table[("Two-layer net", "conv5")]["unique_low"], table[("Two-layer net", "conv5")]["unique_high"]) == ("1", "4")
+    assert table[("Two-layer net", "layer3")]["unique_low"] == ""
