@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,9 +171,7 @@ def write_dataset(
     seen: set[str] = set()
     counts = {s: 0 for s in SPLITS}
     sources: Counter[str] = Counter()
-    with atomic.atomic_path(out, is_dir=True) as tmp, tempfile.TemporaryDirectory(
-        prefix=".broden-scratch-", dir=Path(out).parent
-    ) as scratch_dir:
+    with atomic.atomic_path(out, is_dir=True) as tmp, atomic.temp_dir(out) as scratch_dir:
         tmp.mkdir(parents=True, exist_ok=True)
         scratch = Path(scratch_dir) / "rows.arrow"
         with ArrowWriter(features=features, path=str(scratch), writer_batch_size=256) as writer:

@@ -34,7 +34,6 @@ from leaderboard.validate import validate_submission
 #: The git-tracked submissions, shipped as package data so the site builds from an installed package too.
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
 #: File in every built site; an existing non-empty output directory without it is never replaced.
-MARKER = ".leaderboard-site"
 BEST_UNITS = 20
 
 
@@ -181,15 +180,9 @@ def _write_model(env: jinja2.Environment, out: Path, entry: Entry) -> None:
     atomic.write_text(out / "models" / f"{entry.slug}.html", html)
 
 
-def _check_output(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
-        raise BrodenError(f"{out}: exists and is not a leaderboard site; choose an empty or new --out directory")
-
-
 def build(directory: str | os.PathLike[str], out: str | os.PathLike[str]) -> Site:
     """Write the site to ``out`` (replaced only when complete); raises when no submission is valid."""
     out = Path(out)
-    _check_output(out)
     site = load(directory)
     if not site.entries:
         raise BrodenError(
@@ -198,7 +191,6 @@ def build(directory: str | os.PathLike[str], out: str | os.PathLike[str]) -> Sit
     env = _environment()
     with atomic.atomic_path(out, is_dir=True) as tmp:
         tmp.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(tmp / MARKER, "built by 'leaderboard build'; this directory is replaced on every build\n")
         atomic.write_text(tmp / "charts" / "unique-detectors.svg", _index_chart(site.entries))
         for entry in site.entries:
             _write_model(env, tmp, entry)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from broden.dataset import IMAGE_SIZES
 from broden.download.releases import DEFAULT_DEST
+from broden.utils.outputs import claim
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,15 +49,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from broden.download.releases import download_release
 
-    dataset = download_release(
-        args.size,
-        args.dest,
-        urls=args.url,
-        sha256=args.sha256,
-        md5=args.md5,
-        force=args.force,
-        retries=args.retries,
-        timeout=args.timeout,
-    )
+    # DEST is a container: the command writes only its own named entries in it (downloads/, broden1_<S>/, ...),
+    # so any existing directory is accepted; the lock and the removal of stale temporaries apply as everywhere
+    with claim(args.dest, "broden download", own=lambda _dest: True, clean_inside=True) as output:
+        dataset = download_release(
+            args.size,
+            output.path,
+            urls=args.url,
+            sha256=args.sha256,
+            md5=args.md5,
+            force=args.force,
+            retries=args.retries,
+            timeout=args.timeout,
+        )
     print(dataset)
     return 0

@@ -8,10 +8,14 @@ instantly.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from broden.errors import BrodenError
 from broden.version import __version__
@@ -53,11 +57,70 @@ def run_cli(prog: str, description: str, commands: Sequence[Command], argv: Sequ
     )
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
+    return _guarded(module.run, args, prog=f"{prog} {command.name}")
+
+
+#: OSError numbers that describe the user's environment (a full or read-only disk, permissions, a missing path):
+#: reported as one line naming the path, never as a traceback
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOENT: "no such file or directory",
+    errno.ENOTDIR: "a part of the path is not a directory",
+    errno.EISDIR: "is a directory",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def _os_error_line(exc: OSError) -> str:
+    what = _ENVIRONMENT_ERRNOS[exc.errno]
+    path = exc.filename if exc.filename is not None else None
+    where = f"{path}: " if path is not None else ""
+    advice = {errno.ENOSPC: "free some space or choose another output", errno.EDQUOT: "free some space or choose "
+              "another output", errno.EROFS: "choose a writable output", errno.EACCES: "check the permissions or "
+              "choose another path", errno.EPERM: "check the permissions or choose another path"}.get(
+        exc.errno, "check the path")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) and path is not None:
+        from broden.utils.disk import free_bytes, human_bytes
+
+        with contextlib.suppress(OSError):
+            what += f" ({human_bytes(free_bytes(Path(path).parent))} free)"
+    return f"{where}{what}; {advice}"
+
+
+def _quiet_stdout() -> None:
+    """After the reader of stdout went away: send what is still buffered nowhere, so exiting prints nothing."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _guarded(run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace, *, prog: str) -> int:
+    """The error boundary of one command: every failure the user can cause becomes one line and an exit status.
+
+    :class:`BrodenError` -> ``error: <message>`` (its exit code); an environment OSError (full or read-only disk,
+    permissions, a missing path) -> ``error: <path>: <what>; <what to do>`` (exit 1); a closed stdout (``| head``)
+    -> silence, exit 141 as a process killed by SIGPIPE; Ctrl-C -> one line, exit 130.
+    """
     try:
-        return int(module.run(args) or 0)
+        code = int(run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the boundary, rather than at interpreter exit
+        return code
     except BrodenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        print(f"error: {_os_error_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("interrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
+        print(f"interrupted: {prog} stopped; finished work is kept; run the same command again to resume",
+              file=sys.stderr)
         return 130

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from broden.utils.outputs import claim
 from leaderboard.submit import earlier_versions, pull_request_help, submit
 
 
@@ -26,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    verdict, dest, changed = submit(args.file, args.dir, force=args.force)
+    # the submissions directory is a container (the command writes one named file in it): any existing directory
+    # is accepted; the lock keeps two submits from racing on one name
+    with claim(args.dir, "leaderboard submit", own=lambda _dir: True, clean_inside=True) as output:
+        verdict, dest, changed = submit(args.file, output.path, force=args.force)
     print(f"{'stored' if changed else 'already stored, unchanged'}: {dest} (protocol: {verdict.protocol})")
     for warning in verdict.warnings:
         print(f"  not on the leaderboard protocol: {warning}")

@@ -1,0 +1,86 @@
+"""`broden` commands under hostile input and faults: each refusal is one `error:` line with exit != 0, no
+traceback, no partial output, and every file that was there before is untouched.
+
+Covers the output policy (convert/export-legacy/sample/build refusing outputs that are not theirs or that hold
+their input), a full and a read-only disk (a small tmpfs), and the lock.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broden.cli import main
+from tests.helpers.hostile import assert_one_error, lock_held, run_in_process, snapshot, tmpfs
+
+
+def _refused(args: list, capsys, watched: Path, expected: str) -> None:
+    before = snapshot(watched)
+    code, _, err = run_in_process(main, args, capsys)
+    assert_one_error(code, err, expected=expected)
+    assert snapshot(watched) == before
+
+
+@pytest.fixture()
+def legacy(tmp_path) -> Path:
+    """A directory that looks like a legacy release to the output policy (the policy refuses before reading it)."""
+    root = tmp_path / "broden1_224"
+    (root / "images").mkdir(parents=True)
+    (root / "index.csv").write_text("image,split,ih,iw,sh,sw,object\n")
+    return root
+
+
+@pytest.fixture()
+def thesis(tmp_path) -> Path:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    return mine
+
+
+def test_convert_onto_its_own_input_is_refused(legacy, capsys) -> None:
+    _refused(["convert", legacy, legacy], capsys, legacy, "input")
+    _refused(["convert", legacy, legacy, "--force"], capsys, legacy, "input")
+    _refused(["convert", legacy, legacy / "images"], capsys, legacy, "inside the input")
+
+
+def test_convert_onto_a_users_directory_keeps_their_files(legacy, thesis, capsys) -> None:
+    _refused(["convert", legacy, thesis], capsys, thesis, "thesis.tex")
+    assert (thesis / "thesis.tex").read_text() == "years of work"
+
+
+def test_export_legacy_onto_its_own_dataset_is_refused(sample_dataset, thesis, capsys) -> None:
+    _refused(["export-legacy", sample_dataset, sample_dataset], capsys, sample_dataset, "input")
+    _refused(["export-legacy", sample_dataset, sample_dataset.parent, "--force"], capsys, sample_dataset, "input")
+    _refused(["export-legacy", sample_dataset, thesis], capsys, thesis, "thesis.tex")
+
+
+def test_build_onto_its_sources_or_a_users_directory(tmp_path, thesis, capsys) -> None:
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    _refused(["build", "--sources", sources, "--out", sources / "out"], capsys, sources, "inside the input")
+    _refused(["build", "--sources", sources, "--out", thesis], capsys, thesis, "thesis.tex")
+
+
+def test_sample_into_a_file_or_a_locked_output(tmp_path, capsys) -> None:
+    note = tmp_path / "notes.txt"
+    note.write_text("keep me")
+    _refused(["sample", note, "--force"], capsys, note, "not a directory")
+    out = tmp_path / "out"
+    with lock_held(out, "broden sample") as pid:
+        _refused(["sample", out, "--images", "4"], capsys, tmp_path / "out", f"in use by pid {pid}")
+
+
+def test_sample_on_a_full_disk_is_one_line_naming_the_output_and_leaves_nothing(tmp_path, capsys) -> None:
+    with tmpfs(tmp_path / "small", "200k") as small:
+        code, _, err = run_in_process(main, ["sample", small / "ds", "--images", "40"], capsys)
+        assert_one_error(code, err, expected="no space left on the device")
+        assert str(small) in err
+        assert list(small.iterdir()) == []
+
+
+def test_download_into_a_read_only_destination_is_one_line(tmp_path, capsys) -> None:
+    with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
+        code, _, err = run_in_process(main, ["download", "--dest", ro / "data", "--url", "file:///nowhere.zip"], capsys)
+        assert_one_error(code, err, expected="read-only")

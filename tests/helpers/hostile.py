@@ -1,0 +1,106 @@
+"""Shared checks of the hostile-input tests: one ``error:`` line, nothing written, nothing touched; faults to inject
+(another process holding an output's lock, a process killed while writing, a small or read-only tmpfs)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.paths import REPO
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every path under ``root`` (``root`` itself included by its name) with its content's digest."""
+    root = Path(root)
+    found = {}
+    for path in sorted([root, *root.rglob("*")]) if root.exists() else []:
+        rel = str(path.relative_to(root.parent))
+        found[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+    return found
+
+
+def assert_one_error(code: int, err: str, *, expected: str | None = None, exit_code: int | None = None) -> None:
+    """A refused command: exit status != 0 (or ``exit_code``), stderr exactly one ``error:`` line, no traceback."""
+    assert code != 0 if exit_code is None else code == exit_code, (code, err)
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    if expected is not None:
+        assert expected in lines[0], lines[0]
+
+
+def run_in_process(main, args: list[str], capsys) -> tuple[int, str, str]:
+    """Run a command's ``main`` in this process; returns (exit code, stdout, stderr)."""
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_command(module: str, args: list[str], *, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> ARGS`` in a child process from the repository root."""
+    full_env = {**os.environ, "BRODEN_PROGRESS": "0", "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          env=full_env, cwd=kwargs.pop("cwd", REPO), timeout=kwargs.pop("timeout", 300), **kwargs)
+
+
+@contextlib.contextmanager
+def lock_held(out: Path, command: str) -> Iterator[int]:
+    """Another process holding the lock on output ``out`` (as a running ``command`` would); yields its pid."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        from broden.utils.outputs import claim
+        with claim({str(out)!r}, {command!r}, own=lambda p: True):
+            print("held", flush=True)
+            sys.stdin.read()
+    """)
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        yield child.pid
+    finally:
+        child.stdin.close()
+        child.wait(timeout=30)
+
+
+def killed_while_writing(dest: Path) -> int:
+    """A child process killed (SIGKILL) half-way through an atomic write of ``dest`` and of a dataset's scratch
+    space beside it; returns the dead child's pid. The temporaries it leaves are what a crash leaves."""
+    code = textwrap.dedent(f"""
+        import os, signal
+        from broden.utils import atomic
+        scratch = atomic.temp_dir({str(dest)!r})
+        open(os.path.join(scratch.name, "rows.arrow"), "wb").write(b"x" * 1000)
+        with atomic.atomic_path({str(dest)!r}) as tmp:
+            open(tmp, "wb").write(b"half")
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    assert child.wait(timeout=60) == -9
+    return child.pid
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str, *, read_only: bool = False) -> Iterator[Path]:
+    """A small tmpfs mounted at ``where`` (root only); skips the test where mounting is not allowed."""
+    where.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True,
+                              timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"cannot mount a tmpfs here ({exc})")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30)
