@@ -225,10 +225,12 @@ class _Run:
         self.thresholds = {k: v.to(dev) for k, v in state.get("thresholds", {}).items()}
         label_category = self.dataset.labels.primary_categories(self.categories)
         num_labels = self.dataset.labels.max_number + 1
+        # NetDissect-Lite's fallback is the last category of the dataset's own order, not of the display order
+        fallback = [c for c in self.dataset.labels.category_names if c in self.categories][-1]
         self.tallies = {
             name: Tally.from_state_dict(state["tallies"][name], device=dev) if "tallies" in state
             else Tally(shapes[name][0], num_labels, self.categories, label_category, compat=self.settings.compat,
-                       upsample=self.settings.upsample, device=dev)
+                       upsample=self.settings.upsample, device=dev, fallback_category=fallback)
             for name in src.layers
         }
         self.last_save = time.perf_counter()
