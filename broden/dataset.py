@@ -238,12 +238,19 @@ class Example:
 
 
 def open_image(data: bytes, name: str = "image"):
-    """Decode JPEG/PNG bytes to an RGB PIL image; a truncated or corrupt file is a one-line error."""
+    """Decode JPEG/PNG bytes to an RGB PIL image; a truncated or corrupt file, or a decompression bomb (more
+    pixels than PIL's ``MAX_IMAGE_PIXELS``, about 89 million), is a one-line error."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            img.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise BrodenError(f"{name}: image is too large to decode safely ({exc}); it is not a Broden image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BrodenError(f"{name}: image does not decode ({exc}); re-download or rebuild the dataset") from exc
     return img.convert("RGB") if img.mode != "RGB" else img
@@ -290,10 +297,15 @@ class Broden:
                 "'broden sample', 'broden download', 'broden convert' or 'broden build'"
             )
         try:
-            self.meta: dict[str, Any] = json.loads((self.path / META_FILE).read_text())
-            labels_obj = json.loads((self.path / LABELS_FILE).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise BrodenError(f"{self.path}: unreadable dataset metadata ({exc}); rebuild the dataset") from exc
+            self.meta: dict[str, Any] = json.loads((self.path / META_FILE).read_text(encoding="utf-8"))
+            labels_obj = json.loads((self.path / LABELS_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BrodenError(f"{self.path}: unreadable dataset metadata ({exc}); rebuild the dataset") from None
+        if not isinstance(self.meta, dict) or not isinstance(labels_obj, dict):
+            raise BrodenError(f"{self.path}: {META_FILE} and {LABELS_FILE} must each hold a JSON object; rebuild "
+                              "the dataset")
+        if not isinstance(self.meta.get("fingerprint"), str):
+            raise BrodenError(f"{self.path}: {META_FILE} has no fingerprint; rebuild or re-convert the dataset")
         if self.meta.get("format") != DATASET_FORMAT:
             raise BrodenError(f"{self.path}: dataset format {self.meta.get('format')!r} is not {DATASET_FORMAT}")
         self.labels = LabelTable.from_json(labels_obj, str(self.path / LABELS_FILE))

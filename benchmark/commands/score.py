@@ -55,6 +55,7 @@ from pathlib import Path
 from benchmark import protocol
 from broden.download.releases import DEFAULT_DEST, ReleasePaths, get_release
 from broden.errors import BrodenError
+from broden.utils.cli import check_number
 from broden.utils.filenames import safe_name
 from broden.utils.outputs import claim
 
@@ -129,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.model is None) == (args.activations is None):
         raise BrodenError("give either MODEL (a model spec such as a .py file or torchvision:NAME) or --activations NPZ")
+    check_number("--cache-budget", args.cache_budget, minimum=0)  # before it becomes a byte count
     settings = {
         "quantile": args.quantile, "iou_threshold": args.iou_threshold, "categories": _split(args.categories),
         "compat": args.compat, "top_k": args.top_k, "batch_size": args.batch_size, "device": args.device,

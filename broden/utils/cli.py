@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import errno
 import importlib
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -19,6 +20,19 @@ from pathlib import Path
 
 from broden.errors import BrodenError
 from broden.version import __version__
+
+
+def check_number(option: str, value: float | None, *, minimum: float | None = None, above: float | None = None,
+                 allow_inf: bool = False) -> None:
+    """Refuse a numeric option that is NaN, infinite (unless ``allow_inf``), below ``minimum`` or not above
+    ``above``, with one line naming the option: argparse's ``type=float`` accepts ``nan`` and ``inf``."""
+    if value is None:
+        return
+    bounds = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else ""]
+    wanted = " and ".join(b for b in bounds if b)
+    if math.isnan(value) or (math.isinf(value) and not allow_inf) or (minimum is not None and value < minimum) or (
+            above is not None and value <= above):
+        raise BrodenError(f"{option} {value}: give a {'' if allow_inf else 'finite '}number{' ' + wanted if wanted else ''}")
 
 
 @dataclass(frozen=True)

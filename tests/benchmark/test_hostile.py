@@ -196,3 +196,230 @@ def test_a_full_or_read_only_disk_is_one_line(scored, tmp_path, capsys) -> None:
         code, _, err = run_in_process(main, ["report", scored, "--out", ro / "rep"], capsys)
         assert_one_error(code, err, expected="read-only")
     assert json.loads(scored.read_text())["name"] == "tinynet"
+
+
+# -- arguments ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("extra, expected", [
+    (["--cache-budget", "nan"], "--cache-budget nan: give a finite number >= 0"),
+    (["--cache-budget", "inf"], "--cache-budget inf: give a finite number >= 0"),
+    (["--cache-budget", "-1"], "--cache-budget -1.0: give a finite number >= 0"),
+    (["--device", "bogus"], "--device bogus: not a torch device"),
+    (["--device", "meta"], "--device meta: meta tensors cannot be dissected here"),
+    (["--device", "mps"], "--device mps: mps is not available here"),
+    (["--workers", "-1"], "--workers -1: give 0"),
+    (["--checkpoint-every", "nan"], "--checkpoint-every nan: give a number >= 0"),
+])
+def test_score_arguments_are_checked(small, tiny_file, tmp_path, capsys, extra, expected) -> None:
+    import torch
+
+    if "mps" in extra and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        pytest.skip("MPS is available here")
+    out = tmp_path / "out"
+    code, _, err = run_in_process(main, ["score", tiny_file, "--dataset", small, "--out", out, *extra], capsys)
+    assert_one_error(code, err, expected=expected)
+    assert not out.exists()
+
+
+# -- model failures ----------------------------------------------------------------------------------------------
+FLAKY = """
+import torch
+from torch import nn
+
+NAME = "flaky"
+LAYERS = ["conv"]
+FAIL_AT = {fail_at}  # forward call number: 1 is the shape probe
+
+
+class Flaky(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=4)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == FAIL_AT:
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x4 and 3x4)")
+        return self.conv(x)
+
+
+def build_model():
+    torch.manual_seed(0)
+    return Flaky()
+"""
+
+
+@pytest.mark.parametrize("fail_at, images", [(1, "0..0"), (4, "4..5")])
+def test_a_failing_forward_pass_names_the_images(small, tmp_path, capsys, fail_at, images) -> None:
+    model = tmp_path / "flaky.py"
+    model.write_text(FLAKY.format(fail_at=fail_at))
+    out = tmp_path / "out"
+    code, _, err = run_in_process(main, ["score", model, "--dataset", small, "--out", out, "--batch-size", "2",
+                                         "--workers", "0"], capsys)
+    assert_one_error(code, err, expected=f"flaky: forward pass failed on images {images} (")
+    assert "RuntimeError: mat1 and mat2 shapes cannot be multiplied" in err
+    assert not (out / "results.json").exists()
+
+
+# -- --activations -----------------------------------------------------------------------------------------------
+def _npz(path: Path, ids: list[str], **arrays) -> Path:
+    import numpy as np
+
+    np.savez(path, image=np.array(ids), **arrays)
+    return path
+
+
+def _lying_header(path: Path, ids: list[str]) -> Path:
+    """An uncompressed npz of 6 rows whose 'activations' header claims 9 (the same number of header bytes)."""
+    import numpy as np
+
+    assert len(ids) == 6
+    _npz(path, ids, activations=np.zeros((6, 2, 3, 3), np.float32))
+    data = path.read_bytes()
+    assert data.count(b"'shape': (6, 2, 3, 3)") == 1
+    path.write_bytes(data.replace(b"'shape': (6, 2, 3, 3)", b"'shape': (9, 2, 3, 3)"))
+    return path
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("str", "holds <U1 values; it must be a real numeric array"),
+    ("complex", "holds complex64 values"),
+    ("bool", "holds bool values"),
+    ("zero-spatial", "no units or an empty spatial map"),
+    ("lying-header", "claims shape (9, 2, 3, 3)"),
+    ("npy", "a single array, not an .npz archive"),
+    ("directory", "activations file not found"),
+    ("garbage", "not a readable .npz file"),
+])
+def test_activation_files_are_checked_before_use(small, tmp_path, capsys, case, expected) -> None:
+    import numpy as np
+
+    from broden.dataset import load
+
+    ids = list(load(small).ids)[:6]
+    path = tmp_path / "acts.npz"
+    shape = (len(ids), 2, 3, 3)
+    if case == "str":
+        _npz(path, ids, activations=np.full(shape, "x"))
+    elif case == "complex":
+        _npz(path, ids, activations=np.ones(shape, np.complex64))
+    elif case == "bool":
+        _npz(path, ids, activations=np.ones(shape, bool))
+    elif case == "zero-spatial":
+        _npz(path, ids, activations=np.ones((len(ids), 2, 0, 3), np.float32))
+    elif case == "lying-header":
+        _lying_header(path, ids)
+    elif case == "npy":
+        np.save(tmp_path / "acts.npy", np.ones(shape, np.float32))
+        (tmp_path / "acts.npy").rename(path)
+    elif case == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    out = tmp_path / "out"
+    code, _, err = run_in_process(main, ["score", "--activations", path, "--dataset", small, "--out", out], capsys)
+    assert_one_error(code, err, expected=expected)
+    assert not out.exists()
+
+
+# -- datasets: refused before pass 1 -------------------------------------------------------------------------------
+def _bomb_png() -> bytes:
+    """A PNG header claiming 100000 x 100000 pixels (10^10: far over PIL's decompression-bomb limit)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _damaged_rows(case: str):
+    import numpy as np
+
+    from broden.labels import Label, LabelTable, Membership
+    from broden.masks import encode_label_map
+    from tests.helpers.hostile import tiny_rows
+
+    rows, table = tiny_rows()
+    masks = rows[2]["masks"]
+    if case == "rle-larger-than-mask":
+        masks["rle"][0] = encode_label_map(np.ones((20, 16), np.int32))[0][1]
+    elif case == "layer-out-of-range":
+        masks["layer"][0] = 3
+    elif case == "mask-lists-differ":
+        masks["label"].append(2)
+    elif case == "negative-label":
+        masks["label"][0] = -1
+    elif case == "category-not-in-table":
+        masks["category"][0] = "animal"
+    elif case == "mixed-seg-sizes":
+        small_rows, _ = tiny_rows(n=1, size=16)
+        rows.append({**small_rows[0], "id": "tiny/small.jpg"})
+    elif case == "huge-label-number":
+        huge = Label(10**9, "huge", 1, 1.0, {"object": Membership(3, 1, 1.0)})
+        table = LabelTable(table.categories, [*table.labels, huge])
+    elif case == "bomb-image":
+        rows[3]["image"] = _bomb_png()
+    else:
+        raise AssertionError(case)
+    return rows, table
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("rle-larger-than-mask", "[mask-size] mask 0 (object, label 2) covers 320 pixels, not seg 16x16 = 256"),
+    ("layer-out-of-range", "[layer] mask 0 (object, label 2): layer 3 but layers[object] = 1"),
+    ("mask-lists-differ", "[masks] the masks' category, layer, label and rle lists differ in length"),
+    ("negative-label", "[label-unknown] mask 0: object label -1 is not in labels.json"),
+    ("category-not-in-table", "[masks] mask 0: category 'animal' is not a pixel category"),
+    ("mixed-seg-sizes", "segmentations come in 2 sizes"),
+    ("huge-label-number", "label number 1000000000 is over 1,000,000"),
+    ("bomb-image", "tiny/img3.jpg: image is too large to decode safely"),
+])
+def test_score_refuses_a_damaged_dataset(tiny_file, tmp_path, capsys, case, expected) -> None:
+    from broden.dataset import write_dataset
+
+    rows, table = _damaged_rows(case)
+    ds = write_dataset(tmp_path / "ds", rows, table)
+    out = tmp_path / "out"
+    code, _, err = run_in_process(main, ["score", tiny_file, "--dataset", ds.path, "--out", out, "--workers", "0",
+                                         "--batch-size", "2"], capsys)
+    assert_one_error(code, err, expected=expected)
+    assert not (out / "results.json").exists()
+    if case != "bomb-image":  # images are decoded in pass 1; everything else is refused before it starts
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("list", "must each hold a JSON object"),
+    ("no-fingerprint", "has no fingerprint"),
+    ("not-utf8", "unreadable dataset metadata"),
+    ("image-size-text", "image_size is '224'; it must be [height, width]"),
+    ("image-size-float", "image_size is [32.5, 32]"),
+])
+def test_score_refuses_damaged_metadata(tiny_file, tmp_path, capsys, case, expected) -> None:
+    from broden.dataset import write_dataset
+    from tests.helpers.hostile import tiny_rows
+
+    ds = write_dataset(tmp_path / "ds", *tiny_rows(n=2))
+    meta_path = ds.path / "broden.json"
+    meta = json.loads(meta_path.read_text())
+    if case == "list":
+        meta_path.write_text("[]")
+    elif case == "no-fingerprint":
+        del meta["fingerprint"]
+        meta_path.write_text(json.dumps(meta))
+    elif case == "not-utf8":
+        meta_path.write_bytes(json.dumps(meta).replace('"train"', '"tr\\u00e4in"').encode().replace(b"\\u00e4", b"\xe4"))
+    else:
+        meta["image_size"] = "224" if case == "image-size-text" else [32.5, 32]
+        meta_path.write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    code, _, err = run_in_process(main, ["score", tiny_file, "--dataset", ds.path, "--out", out], capsys)
+    assert_one_error(code, err, expected=expected)
+    assert not out.exists()
+    from broden.cli import main as broden_main
+
+    code, printed, err = run_in_process(broden_main, ["validate", ds.path], capsys)
+    assert code != 0 and "Traceback" not in err  # validate says so too, as a violation or one error line

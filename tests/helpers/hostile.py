@@ -104,3 +104,43 @@ def tmpfs(where: Path, size: str, *, read_only: bool = False) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30)
+
+
+# -- a tiny dataset to damage --------------------------------------------------------------------------------------
+#: number, name, category of the tiny dataset's labels
+TINY_LABELS = [(1, "red-c", "color"), (2, "dog", "object"), (3, "sky", "object"), (4, "street-s", "scene")]
+
+
+def tiny_rows(n: int = 6, size: int = 32) -> tuple[list[dict], "LabelTable"]:  # noqa: F821
+    """Rows (in the row schema) and label table of a small valid dataset: grey photos, a dog on the sky, red."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from broden.labels import BRODEN_CATEGORIES, Category, Label, LabelTable, Membership
+    from broden.masks import encode_label_map
+
+    codes = {num: sum(c == cat for _, _, c in TINY_LABELS[: i + 1]) for i, (num, _, cat) in enumerate(TINY_LABELS)}
+    table = LabelTable([Category(c, k) for c, k in BRODEN_CATEGORIES],
+                       [Label(num, name, 1, 1.0, {cat: Membership(codes[num], 1, 1.0)})
+                        for num, name, cat in TINY_LABELS])
+    seg = size // 2
+    rows = []
+    for i in range(n):
+        buf = io.BytesIO()
+        Image.new("RGB", (size, size), (90 + 10 * i, 120, 140)).save(buf, format="JPEG")
+        obj = np.full((seg, seg), 3, np.int32)
+        obj[: seg // 2, : seg // 2] = 2
+        masks = {"category": [], "layer": [], "label": [], "rle": []}
+        for cat, m in (("object", obj), ("color", np.ones((seg, seg), np.int32))):
+            for label, rle in encode_label_map(m):
+                masks["category"].append(cat)
+                masks["layer"].append(0)
+                masks["label"].append(label)
+                masks["rle"].append(rle)
+        rows.append({"id": f"tiny/img{i}.jpg", "image": buf.getvalue(), "split": "train", "source": "tiny",
+                     "height": size, "width": size, "seg_height": seg, "seg_width": seg,
+                     "scene": [4] if i % 2 else [0], "texture": [],
+                     "layers": {"color": 1, "object": 1, "part": 0, "material": 0}, "masks": masks})
+    return rows, table
