@@ -8,6 +8,7 @@ rerun (and only those), and the error boundary (a closed stdout, a read-only out
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -423,3 +424,35 @@ def test_score_refuses_damaged_metadata(tiny_file, tmp_path, capsys, case, expec
 
     code, printed, err = run_in_process(broden_main, ["validate", ds.path], capsys)
     assert code != 0 and "Traceback" not in err  # validate says so too, as a violation or one error line
+
+
+# -- results files -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case, expected", [
+    ("directory", "not a regular file"),
+    ("fifo", "not a regular file"),
+    ("duplicate-layer", "$.layers[1].name: layer 'conv5' appears twice"),
+    ("unit-out-of-range", "$.layers[0].units[1].unit: 9 is not below num_units 5"),
+    ("created-yesterday", "$.created: 'yesterday' is not a 'date-time'"),
+    ("huge-count", "$.layers[0].num_units: 5e+298 is greater than the maximum of 1048576"),
+])
+def test_results_files_are_checked_by_every_reader(tmp_path, capsys, case, expected) -> None:
+    path = tmp_path / "results.json"
+    doc = copy.deepcopy(results_doc("net", {"conv5": BEFORE}))
+    if case == "directory":
+        path.mkdir()
+    elif case == "fifo":
+        os.mkfifo(path)
+    else:
+        if case == "duplicate-layer":
+            doc["layers"].append(doc["layers"][0])
+        elif case == "unit-out-of-range":
+            doc["layers"][0]["units"][1]["unit"] = 9
+        elif case == "created-yesterday":
+            doc["created"] = "yesterday"
+        else:
+            doc["layers"][0]["num_units"] = 5e298
+        write(path, doc)
+    for command in (["summary", path], ["units", path], ["report", path, "--out", tmp_path / "rep"]):
+        code, _, err = run_in_process(main, command, capsys)
+        assert_one_error(code, err, expected=expected)
+    assert not (tmp_path / "rep").exists()

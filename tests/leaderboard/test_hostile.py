@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from leaderboard.cli import main
 from tests.helpers.hostile import assert_one_error, lock_held, run_in_process, snapshot
 from tests.helpers.submissions import SEED, SUBMISSIONS, tiny, write
@@ -37,3 +39,54 @@ def test_submit_while_another_submit_holds_the_directory(tmp_path, capsys) -> No
         _refused(["submit", entry, "--dir", subs], capsys, subs, f"in use by pid {pid}")
     code, out, _ = run_in_process(main, ["submit", entry, "--dir", subs], capsys)
     assert code == 0 and "stored:" in out
+
+
+def _reported(count: float) -> dict:
+    """A reported entry (summary only) whose layer claims ``count`` units, detectors and unique detectors."""
+    entry = tiny("reported")
+    layer = entry["layers"][0]
+    del layer["units"]
+    layer["num_units"] = count
+    summary = layer["summary"]
+    summary["units"] = count
+    for key in ("detectors", "detectors_top_label", "unique_per_category", "unique_top_label"):
+        if key in summary:
+            summary[key] = {**{c: 0 for c in summary[key]}, "object": count, "all": count}
+    summary["detector_fraction"] = 1.0
+    return entry
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("huge claim", "$.layers[0].num_units: 5e+298 units, at most 16384 per layer"),
+    ("created yesterday", "$.created: 'yesterday' is not a 'date-time'"),
+    ("duplicate layer", "$.layers[1].name: layer 'conv5' appears twice"),
+])
+def test_one_bad_submission_never_breaks_the_build(tmp_path, capsys, case, expected) -> None:
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(SUBMISSIONS / SEED[0], subs / SEED[0])
+    if case == "huge claim":
+        bad = _reported(5e298)
+    elif case == "created yesterday":
+        bad = {**tiny(), "created": "yesterday"}
+    else:
+        bad = tiny()
+        bad["layers"].append(bad["layers"][0])
+    write(subs, bad, "bad.json")
+    code, _, err = run_in_process(main, ["validate", subs / "bad.json"], capsys)
+    assert code != 0 and expected in err and "Traceback" not in err
+    code, out, err = run_in_process(main, ["build", subs, "--out", tmp_path / "site"], capsys)
+    assert code == 0 and "1 entries (1 ranked, 0 other protocol), 1 rejected" in out, err
+    assert f"rejected: bad.json: {expected}" in err and "Traceback" not in err
+
+
+def test_a_directory_or_a_fifo_given_as_a_submission(tmp_path, capsys) -> None:
+    import os
+
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    for path in (folder, fifo):
+        code, _, err = run_in_process(main, ["validate", path], capsys)  # a FIFO must not block the read
+        assert code != 0 and "not a regular file" in err and "Traceback" not in err
