@@ -19,6 +19,7 @@ from benchmark.netdissect_csv import import_netdissect_csv
 from benchmark.results import parse_json_strict, write_results
 from broden.errors import BrodenError
 from broden.utils.outputs import claim
+from broden.utils.text import clean
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
                                         iou_threshold=args.iou_threshold)
         write_results(output.path, results, check_every_unit=False)  # import_netdissect_csv validated every unit
     s = results["layers"][0]["summary"]
-    print(
+    print(clean(
         f"{args.out}: {results['name']} {results['layers'][0]['name']}: {s['detectors']['all']}/{s['units']} "
         f"detectors, {s['unique_per_category']['all']} unique (per-category), "
         f"{s['unique_top_label']['all']} unique (top-label)"
-    )
+    ))
     return 0

@@ -58,6 +58,7 @@ from broden.errors import BrodenError
 from broden.utils.cli import check_number
 from broden.utils.filenames import safe_name
 from broden.utils.outputs import claim
+from broden.utils.text import clean
 
 # the dataset `broden download` writes by default, so the two commands work together without flags
 DEFAULT_DATASET = str(ReleasePaths(DEFAULT_DEST, get_release(224)).dataset)
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         for layer in results.data["layers"]:
             s = layer["summary"]
-            print(f"{layer['name']}: {s['detectors']['all']}/{s['units']} detectors, "
+            print(f"{clean(layer['name'])}: {s['detectors']['all']}/{s['units']} detectors, "
                   f"{s['unique_per_category']['all']} unique concepts (per-category rule)")
         print(f"wrote {results.path}")
     return 0

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broden.errors import BrodenError
+from broden.utils.text import clean
 from broden.version import __version__
 
 
@@ -124,7 +125,7 @@ def _guarded(run: Callable[[argparse.Namespace], int | None], args: argparse.Nam
         sys.stdout.flush()  # a closed pipe shows here, inside the boundary, rather than at interpreter exit
         return code
     except BrodenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {clean(str(exc))}", file=sys.stderr)  # one line, whatever text the message quotes
         return exc.exit_code
     except BrokenPipeError:
         _quiet_stdout()
@@ -132,7 +133,7 @@ def _guarded(run: Callable[[argparse.Namespace], int | None], args: argparse.Nam
     except OSError as exc:
         if exc.errno not in _ENVIRONMENT_ERRNOS:
             raise
-        print(f"error: {_os_error_line(exc)}", file=sys.stderr)
+        print(f"error: {clean(_os_error_line(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"interrupted: {prog} stopped; finished work is kept; run the same command again to resume",

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from broden.utils.outputs import claim
+from broden.utils.text import clean
 from leaderboard.site import SUBMISSIONS, build
 
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         site = build(args.submissions, output.path)
         output.mark()
     for rejected in site.rejected:
-        print(f"rejected: {rejected.file}: {'; '.join(rejected.errors)}", file=sys.stderr)
+        print(clean(f"rejected: {rejected.file}: {'; '.join(rejected.errors)}"), file=sys.stderr)
     ranked = sum(e.ranked for e in site.entries)
     print(f"{args.out / 'index.html'}: {len(site.entries)} entries ({ranked} ranked, "
           f"{len(site.entries) - ranked} other protocol), {len(site.rejected)} rejected")

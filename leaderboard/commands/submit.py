@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 from broden.utils.outputs import claim
+from broden.utils.text import clean
 from leaderboard.submit import earlier_versions, pull_request_help, submit
 
 
@@ -33,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
         verdict, dest, changed = submit(args.file, output.path, force=args.force)
     print(f"{'stored' if changed else 'already stored, unchanged'}: {dest} (protocol: {verdict.protocol})")
     for warning in verdict.warnings:
-        print(f"  not on the leaderboard protocol: {warning}")
+        print(clean(f"  not on the leaderboard protocol: {warning}"))
     for older in earlier_versions(dest):
         print(f"  note: {older.name} is an earlier scoring of the same model and layers; "
               "delete it in the same pull request if this one replaces it")
-    print(pull_request_help(dest, verdict.results["name"]))
+    print(clean(pull_request_help(dest, verdict.results["name"]), keep_newlines=True))
     return 0

@@ -456,3 +456,57 @@ def test_results_files_are_checked_by_every_reader(tmp_path, capsys, case, expec
         code, _, err = run_in_process(main, command, capsys)
         assert_one_error(code, err, expected=expected)
     assert not (tmp_path / "rep").exists()
+
+
+# -- untrusted text ------------------------------------------------------------------------------------------------
+EVIL = "[/bold]evil\x1b[31m red\x1b]0;pwned\x07 \u202ecod.exe\x07"
+
+
+@pytest.fixture()
+def evil_results(tmp_path) -> Path:
+    from tests.helpers.results_data import unit_doc
+
+    units = [unit_doc(0, {"object": ('=HYPERLINK("http://x","y")', 0.2)}), unit_doc(1, {"scene": (EVIL, 0.1)}),
+             unit_doc(2, {"color": ("+1", 0.05)})]
+    return write(tmp_path / "results.json", results_doc(EVIL, {f"layer {EVIL}": units}))
+
+
+def _no_escapes(text: str) -> None:
+    for bad in ("\x1b", "\x07", "\u202e", "\x9b"):
+        assert bad not in text, repr(text)
+
+
+def test_names_reach_the_terminal_as_plain_text(evil_results, capsys) -> None:
+    for command in (["summary", evil_results], ["units", evil_results]):
+        code, out, err = run_in_process(main, command, capsys)
+        assert code == 0, err
+        _no_escapes(out)
+        assert "[/bold]evil" in out  # rich markup is shown as written, not interpreted (nor a MarkupError)
+
+
+def test_csv_cells_cannot_start_a_formula(evil_results, capsys) -> None:
+    import csv
+    import io
+
+    code, out, _ = run_in_process(main, ["units", evil_results, "--format", "csv"], capsys)
+    assert code == 0
+    _no_escapes(out)
+    labels = [row["label"] for row in csv.DictReader(io.StringIO(out))]
+    assert labels[0] == "'=HYPERLINK(\"http://x\",\"y\")" and labels[2] == "'+1"
+    assert labels[1].startswith("[/bold]evil")
+
+
+@pytest.mark.filterwarnings("error::UserWarning")  # matplotlib would warn, quoting the raw character
+def test_report_pages_and_charts_are_clean_and_parse(evil_results, tmp_path, capsys) -> None:
+    from xml.etree import ElementTree
+
+    out = tmp_path / "rep"
+    code, _, err = run_in_process(main, ["report", evil_results, "--out", out], capsys)
+    assert code == 0, err
+    svgs = list(out.rglob("*.svg"))
+    assert svgs
+    for path in [*svgs, *out.glob("*.html")]:
+        text = path.read_text(encoding="utf-8")
+        _no_escapes(text)
+        if path.suffix == ".svg":
+            ElementTree.fromstring(text)

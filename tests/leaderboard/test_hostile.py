@@ -90,3 +90,25 @@ def test_a_directory_or_a_fifo_given_as_a_submission(tmp_path, capsys) -> None:
     for path in (folder, fifo):
         code, _, err = run_in_process(main, ["validate", path], capsys)  # a FIFO must not block the read
         assert code != 0 and "not a regular file" in err and "Traceback" not in err
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_names_with_escapes_and_bidi_overrides_render_cleanly(tmp_path, capsys) -> None:
+    from xml.etree import ElementTree
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(SUBMISSIONS / SEED[0], subs / SEED[0])
+    evil = tiny()
+    evil["name"] = "Evil \u202egnp.exe\x1b]0;pwned\x07 [/bold]"
+    write(subs, evil, "evil.json")
+    site = tmp_path / "site"
+    code, out, err = run_in_process(main, ["build", subs, "--out", site], capsys)
+    assert code == 0 and "2 entries" in out, err
+    for path in site.rglob("*"):
+        if path.suffix in (".html", ".svg"):
+            text = path.read_text(encoding="utf-8")
+            assert "\u202e" not in text and "\x1b" not in text and "\x07" not in text, path
+            if path.suffix == ".svg":
+                ElementTree.fromstring(text)
+    assert "Evil gnp.exe" in (site / "index.html").read_text(encoding="utf-8")
