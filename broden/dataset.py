@@ -237,9 +237,9 @@ class Example:
         return open_image(self.image_bytes, self.id)
 
 
-def open_image(data: bytes, name: str = "image"):
-    """Decode JPEG/PNG bytes to an RGB PIL image; a truncated or corrupt file, or a decompression bomb (more
-    pixels than PIL's ``MAX_IMAGE_PIXELS``, about 89 million), is a one-line error."""
+def decode_image(data: bytes, name: str = "image", advice: str = "re-download or rebuild the dataset"):
+    """Decode JPEG/PNG bytes fully to a PIL image (its own mode); a truncated or corrupt file, or a decompression
+    bomb (more pixels than PIL's ``MAX_IMAGE_PIXELS``, about 89 million), is a one-line error ending in ``advice``."""
     import warnings
 
     from PIL import Image, UnidentifiedImageError
@@ -252,7 +252,13 @@ def open_image(data: bytes, name: str = "image"):
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise BrodenError(f"{name}: image is too large to decode safely ({exc}); it is not a Broden image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BrodenError(f"{name}: image does not decode ({exc}); re-download or rebuild the dataset") from exc
+        raise BrodenError(f"{name}: image does not decode ({exc}); {advice}") from exc
+    return img
+
+
+def open_image(data: bytes, name: str = "image"):
+    """:func:`decode_image` converted to RGB."""
+    img = decode_image(data, name)
     return img.convert("RGB") if img.mode != "RGB" else img
 
 

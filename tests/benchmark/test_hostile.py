@@ -23,6 +23,7 @@ from broden.utils import atomic
 from broden.utils.outputs import MARKER
 from tests.helpers.hostile import (
     assert_one_error,
+    bomb_png,
     killed_while_writing,
     lock_held,
     run_command,
@@ -324,18 +325,6 @@ def test_activation_files_are_checked_before_use(small, tmp_path, capsys, case, 
 
 
 # -- datasets: refused before pass 1 -------------------------------------------------------------------------------
-def _bomb_png() -> bytes:
-    """A PNG header claiming 100000 x 100000 pixels (10^10: far over PIL's decompression-bomb limit)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
 def _damaged_rows(case: str):
     import numpy as np
 
@@ -362,7 +351,7 @@ def _damaged_rows(case: str):
         huge = Label(10**9, "huge", 1, 1.0, {"object": Membership(3, 1, 1.0)})
         table = LabelTable(table.categories, [*table.labels, huge])
     elif case == "bomb-image":
-        rows[3]["image"] = _bomb_png()
+        rows[3]["image"] = bomb_png()
     else:
         raise AssertionError(case)
     return rows, table

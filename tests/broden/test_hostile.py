@@ -84,3 +84,56 @@ def test_download_into_a_read_only_destination_is_one_line(tmp_path, capsys) -> 
     with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
         code, _, err = run_in_process(main, ["download", "--dest", ro / "data", "--url", "file:///nowhere.zip"], capsys)
         assert_one_error(code, err, expected="read-only")
+
+
+# -- legacy conversion -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def legacy_release(tmp_path_factory) -> Path:
+    from tests.helpers.legacy_fixture import write_legacy_fixture
+
+    return write_legacy_fixture(tmp_path_factory.mktemp("legacy"), size=64, num_images=4)
+
+
+def _damage(src: Path, case: str) -> None:
+    import csv
+
+    from tests.helpers.hostile import bomb_jpeg, bomb_png
+
+    index = list(csv.DictReader((src / "index.csv").open()))
+    first_image = src / "images" / index[0]["image"]
+    first_png = next(src.rglob("*.png"))
+    if case == "label-csv-not-utf8":
+        data = (src / "label.csv").read_bytes().splitlines(keepends=True)
+        data[2] = data[2].replace(b",", b"\xff,", 1)
+        (src / "label.csv").write_bytes(b"".join(data))
+    elif case == "duplicate-label-number":
+        lines = (src / "label.csv").read_text().splitlines(keepends=True)
+        (src / "label.csv").write_text("".join([*lines, lines[1]]))
+    elif case == "truncated-jpeg":
+        data = first_image.read_bytes()
+        first_image.write_bytes(data[: len(data) // 2])
+    elif case == "jpeg-bomb":
+        first_image.write_bytes(bomb_jpeg())
+    elif case == "png-bomb":
+        first_png.write_bytes(bomb_png())
+    else:
+        raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("label-csv-not-utf8", "label.csv line 3: not UTF-8 text (byte 0xff)"),
+    ("duplicate-label-number", "is listed twice (also line 2)"),
+    ("truncated-jpeg", "does not decode (image file is truncated"),
+    ("jpeg-bomb", "image is too large to decode safely"),
+    ("png-bomb", "image is too large to decode safely"),
+])
+def test_convert_refuses_a_damaged_release(legacy_release, tmp_path, capsys, case, expected) -> None:
+    import shutil
+
+    src = tmp_path / "broden1_64"
+    shutil.copytree(legacy_release, src)
+    _damage(src, case)
+    out = tmp_path / "out"
+    code, _, err = run_in_process(main, ["convert", src, out, "--workers", "1"], capsys)
+    assert_one_error(code, err, expected=expected)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["broden1_64"]

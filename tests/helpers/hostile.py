@@ -144,3 +144,22 @@ def tiny_rows(n: int = 6, size: int = 32) -> tuple[list[dict], "LabelTable"]:  #
                      "scene": [4] if i % 2 else [0], "texture": [],
                      "layers": {"color": 1, "object": 1, "part": 0, "material": 0}, "masks": masks})
     return rows, table
+
+
+def bomb_png() -> bytes:
+    """A PNG header claiming 100000 x 100000 pixels (10^10: far over PIL's decompression-bomb limit)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def bomb_jpeg() -> bytes:
+    """A baseline JPEG header claiming 65535 x 65535 pixels, with a token scan."""
+    sof = bytes.fromhex("FFC0000B08FFFFFFFF01011100")
+    sos = bytes.fromhex("FFDA000801010000003F00")
+    return bytes.fromhex("FFD8") + sof + sos + b"\0" * 16 + bytes.fromhex("FFD9")
