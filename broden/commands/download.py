@@ -21,6 +21,7 @@ import argparse
 from pathlib import Path
 
 from broden.dataset import IMAGE_SIZES
+from broden.download.fetch import DEADLINE
 from broden.download.releases import DEFAULT_DEST
 from broden.utils.outputs import claim
 
@@ -44,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="retries per URL after a failure without progress (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                         help="give up on a connection silent for this long, then retry (default: %(default)s)")
+    parser.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
+                        help="give up on the whole download after this long, every URL and retry included "
+                             "(default: %(default)s); a transfer slower than 1 kB/s for 30 s is retried")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             retries=args.retries,
             timeout=args.timeout,
+            deadline=args.deadline,
         )
     print(dataset)
     return 0

@@ -137,3 +137,66 @@ def test_convert_refuses_a_damaged_release(legacy_release, tmp_path, capsys, cas
     code, _, err = run_in_process(main, ["convert", src, out, "--workers", "1"], capsys)
     assert_one_error(code, err, expected=expected)
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["broden1_64"]
+
+
+# -- downloads -----------------------------------------------------------------------------------------------------
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_download_timeouts_that_cannot_work_are_refused(tmp_path, capsys, value) -> None:
+    code, _, err = run_in_process(main, ["download", "--dest", tmp_path / "d", "--timeout", value], capsys)
+    assert_one_error(code, err, expected=f"--timeout {float(value)}: give a finite number > 0")
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_server_dripping_bytes_is_given_up_on(http_server, tmp_path, capsys, monkeypatch) -> None:
+    from broden.download import fetch
+    from tests.helpers.http_fixture import Reply
+
+    monkeypatch.setattr(fetch, "SLOW_WINDOW", 0.3)  # 20 B/s for 0.3 s is under the 1 kB/s minimum
+    url = http_server.serve("/broden1_224.zip", b"PK\x03\x04" + bytes(100_000),
+                            replies=[Reply(drip=0.05), Reply(drip=0.05)])
+    dest = tmp_path / "d"
+    code, _, err = run_in_process(main, ["download", "--dest", dest, "--url", url, "--retries", "1"], capsys)
+    assert_one_error(code, err, expected="too slow", progress_lines=True)
+    assert "gave up after 2 tries" in err
+    assert not (dest / "downloads" / "broden1_224.zip").exists()
+
+
+def test_a_short_content_length_is_not_kept_as_the_finished_zip(http_server, tmp_path, capsys) -> None:
+    from tests.helpers.http_fixture import Reply
+
+    data = _zip_bytes({"broden1_224/index.csv": b"image,split\n" * 5000})
+    url = http_server.serve("/broden1_224.zip", data, replies=[Reply(body=data[: len(data) // 2])] * 3)
+    dest = tmp_path / "d"
+    code, _, err = run_in_process(main, ["download", "--dest", dest, "--url", url], capsys)
+    assert_one_error(code, err, expected="the zip is truncated or damaged", progress_lines=True)
+    assert not list((dest / "downloads").glob("broden1_224.zip*"))  # neither kept nor left to resume
+
+
+def test_a_zip_bomb_is_refused_before_extraction_and_the_advice_works(tmp_path, capsys) -> None:
+    import hashlib
+
+    bomb = tmp_path / "broden1_224.zip"
+    bomb.write_bytes(_zip_bytes({"broden1_224/index.csv": b"", "broden1_224/zeros.bin": bytes(20_000_000)}))
+    dest = tmp_path / "d"
+    pin = ["--sha256", hashlib.sha256(bomb.read_bytes()).hexdigest()]
+    code, _, err = run_in_process(main, ["download", "--dest", dest, "--url", bomb.as_uri(), *pin], capsys)
+    assert_one_error(code, err, expected="a zip bomb or a damaged archive; nothing was extracted", progress_lines=True)
+    downloads = dest / "downloads"
+    assert sorted(p.name for p in downloads.iterdir()) == ["broden1_224.zip"]  # no .unpacked, no partial tree
+    (downloads / "broden1_224.zip").unlink()  # the advice: delete it and download it again
+    bomb.write_bytes(_zip_bytes({"readme.txt": b"not broden"}))  # another archive: gets past extraction
+    pin = ["--sha256", hashlib.sha256(bomb.read_bytes()).hexdigest()]
+    code, _, err = run_in_process(main, ["download", "--dest", dest, "--url", bomb.as_uri(), *pin], capsys)
+    assert_one_error(code, err, expected="no index.csv", progress_lines=True)
+    assert sorted(p.name for p in downloads.iterdir()) == ["broden1_224.zip"]  # its unpacked tree is removed

@@ -27,14 +27,20 @@ def snapshot(root: Path) -> dict[str, str]:
     return found
 
 
-def assert_one_error(code: int, err: str, *, expected: str | None = None, exit_code: int | None = None) -> None:
-    """A refused command: exit status != 0 (or ``exit_code``), stderr exactly one ``error:`` line, no traceback."""
+def assert_one_error(code: int, err: str, *, expected: str | None = None, exit_code: int | None = None,
+                     progress_lines: bool = False) -> None:
+    """A refused command: exit status != 0 (or ``exit_code``), stderr exactly one ``error:`` line, no traceback.
+
+    ``progress_lines``: the command may have said what it was doing first (downloads: "retrying in 1 s"); the
+    error line is then the last line and the only one starting with ``error:``."""
     assert code != 0 if exit_code is None else code == exit_code, (code, err)
     assert "Traceback" not in err, err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1].startswith("error: "), err
+    assert progress_lines or len(lines) == 1, err
     if expected is not None:
-        assert expected in lines[0], lines[0]
+        assert expected in lines[-1], lines[-1]
 
 
 def run_in_process(main, args: list[str], capsys) -> tuple[int, str, str]:
