@@ -29,8 +29,9 @@ SEG = 8
 
 def _dataset(path):
     rng = np.random.default_rng(3)
+    code = {n: sum(c == cat for _, _, c in LABELS[: i + 1]) for i, (n, _, cat) in enumerate(LABELS)}
     table = LabelTable([Category(c, k) for c, k in BRODEN_CATEGORIES],
-                       [Label(n, name, 1, 1.0, {cat: Membership(1, 1, 1.0)}) for n, name, cat in LABELS])
+                       [Label(n, name, 1, 1.0, {cat: Membership(code[n], 1, 1.0)}) for n, name, cat in LABELS])
     rows = []
     for i in range(10):
         buf = io.BytesIO()
