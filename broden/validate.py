@@ -25,9 +25,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -385,7 +385,7 @@ def preflight(ds: Broden) -> None:
     lists with their RLE headers (nothing is decoded), plus one segmentation size for all rows (label maps of a
     batch are stacked). Raises :class:`BrodenError` naming the first violation and how many there are.
     """
-    report = Report(ds.path)
+    report = ValidationReport(ds.path)
     _check_table(ds.labels, report)
     _check_meta(ds.meta, ds.labels, report)
     expected = set(row_features(ds.labels))

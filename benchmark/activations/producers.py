@@ -16,6 +16,7 @@ from benchmark.checkpoint import module_digest
 from benchmark.models.layers import LayerTaps
 from benchmark.models.loader import LoadedModel, resolve_preprocess
 from broden.dataset import Broden
+from broden.errors import BrodenError
 from broden.utils.hashing import file_digests
 
 Acts = dict[str, torch.Tensor]

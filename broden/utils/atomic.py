@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
 #: ``.<name>.<pid>.<random>.<kind>``: every temporary this module (and :func:`temp_dir`) creates
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[A-Za-z0-9_]+\.(?:partial|old|scratch)$")
 
