@@ -499,3 +499,16 @@ def test_report_pages_and_charts_are_clean_and_parse(evil_results, tmp_path, cap
         _no_escapes(text)
         if path.suffix == ".svg":
             ElementTree.fromstring(text)
+
+
+def test_an_activation_cache_that_does_not_fit_falls_back_to_recomputing(small, tiny_file, tmp_path, capsys,
+                                                                         monkeypatch) -> None:
+    from benchmark import scorer
+
+    monkeypatch.setattr(scorer, "free_bytes", lambda path: 1000)  # a nearly full disk, seen before pass 1
+    out = tmp_path / "out"
+    code, _, err = run_in_process(main, ["score", tiny_file, "--dataset", small, "--out", out, "--workers", "0"],
+                                  capsys)
+    assert code == 0, err
+    assert "note: the activation cache needs" in err and "pass 2 recomputes the forward pass instead" in err
+    assert (out / "results.json").is_file() and not (out / "cache").exists()
