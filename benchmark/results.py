@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -50,12 +52,47 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
+#: RFC 3339 date-time, the JSON Schema ``date-time`` format (jsonschema checks it only with an extra package)
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+
+
+def _is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True  # the type is the schema's business
+    if not _DATE_TIME.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:  # 2026-02-30, 25:00, ...
+        return False
+    return True
+
+
 @lru_cache(maxsize=1)
 def _validator() -> Any:
     import jsonschema
 
     raw = schema()
-    return jsonschema.Draft202012Validator(_inline_refs(raw, raw["$defs"]), format_checker=jsonschema.FormatChecker())
+    formats = jsonschema.FormatChecker()
+    formats.checks("date-time")(_is_date_time)
+    return jsonschema.Draft202012Validator(_inline_refs(raw, raw["$defs"]), format_checker=formats)
+
+
+def _check_layers(obj: dict[str, Any]) -> str | None:
+    """What the schema cannot say: layer names are distinct, unit indices lie in 0..num_units-1, each once."""
+    names: set[str] = set()
+    for i, layer in enumerate(obj["layers"]):
+        if layer["name"] in names:
+            return f"$.layers[{i}].name: layer {layer['name']!r} appears twice"
+        names.add(layer["name"])
+        seen: set[int] = set()
+        for j, unit in enumerate(layer.get("units", [])):
+            if unit["unit"] >= layer["num_units"]:
+                return f"$.layers[{i}].units[{j}].unit: {unit['unit']} is not below num_units {layer['num_units']}"
+            if unit["unit"] in seen:
+                return f"$.layers[{i}].units[{j}].unit: unit {unit['unit']} appears twice"
+            seen.add(unit["unit"])
+    return None
 
 
 def _json_path(parts: Any) -> str:
@@ -74,6 +111,9 @@ def validate_results(obj: Any, where: str = "results") -> None:
         err = jsonschema.exceptions.best_match(errors) or errors[0]
         message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
         raise BrodenError(f"{where}: {_json_path(err.absolute_path)}: {message}")
+    problem = _check_layers(obj)
+    if problem:
+        raise BrodenError(f"{where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -151,6 +191,8 @@ def load_results(path: str | os.PathLike[str], *, max_bytes: int = MAX_RESULTS_B
         size = path.stat().st_size
     except OSError as exc:
         raise BrodenError(f"{path}: cannot read results ({exc.strerror or exc}); check the path") from exc
+    if not path.is_file():  # a directory, or a FIFO that would block the read forever
+        raise BrodenError(f"{path}: not a regular file; give the path of a results JSON file")
     if size > max_bytes:
         raise BrodenError(f"{path}: {size} bytes is over the {max_bytes}-byte limit for a results file")
     obj = parse_json_strict(path.read_bytes(), str(path))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import platform
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,6 +41,8 @@ from benchmark.topk import TopImages
 from broden.dataset import Broden
 from broden.errors import BrodenError
 from broden.utils import atomic
+from broden.utils.cli import check_number
+from broden.utils.disk import free_bytes, human_bytes
 from broden.utils.progress import track
 from broden.version import __version__
 
@@ -90,8 +93,30 @@ class Settings:
             raise BrodenError("--batch-size must be >= 1 and --top-k between 1 and 100")
         if self.compat not in COMPAT_MODES:
             raise BrodenError(f"--compat {self.compat}: choose {' or '.join(COMPAT_MODES)}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise BrodenError(f"--device {self.device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
+        check_device(self.device)
+        if self.workers < 0:
+            raise BrodenError(f"--workers {self.workers}: give 0 (decode in this process) or more")
+        check_number("--checkpoint-every", self.checkpoint_every_s, minimum=0, allow_inf=True)
+        check_number("--cache-budget", self.cache_budget_bytes / 1e9, minimum=0)
+
+
+def check_device(device: str) -> None:
+    """Refuse a torch device this machine cannot run a dissection on, with one line saying which to use."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError) as exc:
+        raise BrodenError(f"--device {device}: not a torch device ({' '.join(str(exc).split())[:120]}); "
+                          "use cpu, cuda or cuda:N") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()}
+    if kind not in available:
+        raise BrodenError(f"--device {device}: {kind} tensors cannot be dissected here; use cpu or cuda")
+    if not available[kind]:
+        raise BrodenError(f"--device {device}: {kind.upper() if kind == 'cuda' else kind} is not available here "
+                          f"(torch {torch.__version__}); use --device cpu")
+    if kind == "cuda" and torch.device(device).index is not None and torch.device(device).index >= torch.cuda.device_count():
+        raise BrodenError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                          "use cuda:0 .. cuda:N-1")
 
 
 @dataclass
@@ -125,8 +150,11 @@ def score_activations(supplied: SuppliedActivations, dataset: Broden, out: str |
 
 
 def _check_dataset(dataset: Broden, settings: Settings) -> None:
+    from broden.validate import preflight
+
     if len(dataset) == 0:
         raise BrodenError(f"{dataset.path}: the dataset has no images")
+    preflight(dataset)  # metadata, label table, mask headers: refused before pass 1, not half-way
     have = dataset.labels.category_names
     for c in settings.categories or []:
         if c not in have:
@@ -209,7 +237,12 @@ class _Run:
         self.timings = dict(state.get("timings", {"forward_s": 0.0, "threshold_s": 0.0, "tally_s": 0.0, "total_s": 0.0}))
         self.use_cache = state.get("use_cache")
         if self.use_cache is None:
-            self.use_cache = src.kind == "model" and ActivationCache.nbytes(shapes, n) <= self.settings.cache_budget_bytes
+            need = ActivationCache.nbytes(shapes, n)
+            self.use_cache = src.kind == "model" and need <= self.settings.cache_budget_bytes
+            if self.use_cache and need > free_bytes(self.ckpt.dir):  # checked before pass 1, not found out half-way
+                print(f"note: the activation cache needs {human_bytes(need)}, only {human_bytes(free_bytes(self.ckpt.dir))} "
+                      f"free in {self.ckpt.dir}; pass 2 recomputes the forward pass instead", file=sys.stderr)
+                self.use_cache = False
         self.cache = ActivationCache(self.ckpt.dir, shapes, n, resume=bool(state)) if self.use_cache else None
         dev = self.device
         self.quant = {
@@ -225,10 +258,12 @@ class _Run:
         self.thresholds = {k: v.to(dev) for k, v in state.get("thresholds", {}).items()}
         label_category = self.dataset.labels.primary_categories(self.categories)
         num_labels = self.dataset.labels.max_number + 1
+        # NetDissect-Lite's fallback is the last category of the dataset's own order, not of the display order
+        fallback = [c for c in self.dataset.labels.category_names if c in self.categories][-1]
         self.tallies = {
             name: Tally.from_state_dict(state["tallies"][name], device=dev) if "tallies" in state
             else Tally(shapes[name][0], num_labels, self.categories, label_category, compat=self.settings.compat,
-                       upsample=self.settings.upsample, device=dev)
+                       upsample=self.settings.upsample, device=dev, fallback_category=fallback)
             for name in src.layers
         }
         self.last_save = time.perf_counter()

@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmark.protocol import CATEGORY_ORDER, ordered_categories
 from benchmark.summary import RULES
+from broden.utils.text import csv_cell, for_terminal
 
 UNIT_COLUMNS = ("layer", "unit", "category", "label", "iou")
 
@@ -45,10 +46,11 @@ def unit_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def to_csv(rows: list[dict[str, Any]], columns: list[str] | tuple[str, ...]) -> str:
+    """CSV text; text cells are cleaned and formula-like ones quoted (:func:`broden.utils.text.csv_cell`)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
     return buf.getvalue()
 
 
@@ -65,12 +67,13 @@ def print_summary_table(results: dict[str, Any]) -> None:
     for layer in results["layers"]:
         s = layer["summary"]
         table = Table(
-            title=f"{results['name']} · {layer['name']}: {s['detectors']['all']}/{s['units']} detector units "
+            title=f"{for_terminal(results['name'])} · {for_terminal(layer['name'])}: "
+            f"{s['detectors']['all']}/{s['units']} detector units "
             f"({100 * s['detector_fraction']:.1f}%), IoU > {results['protocol']['iou_threshold']}",
         )
         table.add_column("rule", no_wrap=True)
         for c in columns:
-            table.add_column(c, justify="right")
+            table.add_column(for_terminal(c), justify="right")
         for rule in RULES:
             if rule in s:
                 table.add_row(rule.replace("_", "-"), *(str(s[rule].get(c, "")) for c in columns))
@@ -85,12 +88,13 @@ def print_units_table(results: dict[str, Any], limit: int | None = None) -> None
     console = Console()
     for layer in results["layers"]:
         units = sorted(layer.get("units", []), key=lambda u: -u["iou"])[:limit]
-        table = Table(title=f"{results['name']} · {layer['name']} (sorted by IoU)")
+        table = Table(title=f"{for_terminal(results['name'])} · {for_terminal(layer['name'])} (sorted by IoU)")
         for col in ("unit", "category", "label", "iou"):
             table.add_column(col, justify="right" if col in ("unit", "iou") else "left")
         for u in units:
             style = None if u["iou"] > thr else "dim"
-            table.add_row(str(u["unit"]), u["category"], u["label"], f"{u['iou']:.4f}", style=style)
+            table.add_row(str(u["unit"]), for_terminal(u["category"]), for_terminal(u["label"]), f"{u['iou']:.4f}",
+                          style=style)
         console.print(table)
 
 

@@ -28,8 +28,10 @@ Definitions (``compat="netdissect"``, the original paper's code, NetDissect ``ma
   whose primary category is ``c``, or when the image has an image-level label of primary category ``c``.
 * **Image-level label 0**: a ``0`` in an image-level list adds ``sh * sw`` to ``truth[0]``, the unit's active pixels
   to ``intersection[u, 0]``, and credits the gate of label 0's (fallback) category.
-* **Fallback category**: labels outside the selected categories, and label 0, get the last of ``categories`` as
-  primary category, so they are scored there (label 0 under the name ``''``).
+* **Fallback category**: labels outside the selected categories, and label 0, get the last category of the
+  *dataset's own* category order (``category.csv``; texture for Broden) among the selected ones as primary
+  category, so they are scored there (label 0 under the name ``''``). ``categories`` may be in display order, so
+  the caller names that category (``fallback_category``); it defaults to the last of ``categories``.
 
 Lite's stale ``tally_cat`` (reused from the previous unit when an image has no pixel layers) is a crash/bug rather
 than a rule, and is not reproduced: such images gate only their image-level categories.
@@ -80,6 +82,7 @@ class Tally:
         upsample: str = "bilinear",
         device: str | torch.device = "cpu",
         chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+        fallback_category: str | None = None,
     ) -> None:
         if compat not in COMPAT_MODES:
             raise BrodenError(f"unknown compat mode {compat!r}; choose one of {', '.join(COMPAT_MODES)}")
@@ -99,7 +102,10 @@ class Tally:
             if 0 < label < self.num_labels:
                 label_cat[label] = index[cat]
         if compat == "netdissect-lite":
-            label_cat[label_cat < 0] = len(self.categories) - 1
+            fallback = self.categories[-1] if fallback_category is None else fallback_category
+            if fallback not in index:
+                raise BrodenError(f"fallback category {fallback!r} is not among {self.categories}")
+            label_cat[label_cat < 0] = index[fallback]
         self.label_cat = label_cat.to(self.device)  # (NL,) primary category index, -1 = not scored
         self.intersection = torch.zeros(self.num_units, self.num_labels, dtype=torch.int64, device=self.device)
         self.truth = torch.zeros(self.num_labels, dtype=torch.int64, device=self.device)
@@ -120,14 +126,15 @@ class Tally:
         flat_maps = maps.flatten(2)  # (B, L, S)
 
         img_b, img_l = self._image_label_entries(batch.image_labels)
-        # Pixels per (image, label), over all layers (bincount fails on negative numbers; too large ones are
-        # caught below).
+        # Pixels per (image, label), over all layers (a negative or too large label would land in another image's
+        # row: both are refused below).
         keys = flat_maps + (torch.arange(nb, device=self.device) * self.num_labels)[:, None, None]
         try:
             per_image = torch.bincount(keys.flatten(), minlength=nb * self.num_labels)
         except RuntimeError:
             per_image = torch.zeros(0, dtype=torch.int64, device=self.device)
-        if per_image.numel() != nb * self.num_labels or bool((flat_maps >= self.num_labels).any()):
+        out_of_range = bool((flat_maps >= self.num_labels).any()) or bool((flat_maps < 0).any())
+        if per_image.numel() != nb * self.num_labels or out_of_range:
             raise BrodenError(f"label maps hold label numbers outside 0..{self.num_labels - 1}")
         per_image = per_image.view(nb, self.num_labels)
         self.truth[1:] += per_image[:, 1:].sum(dim=0)

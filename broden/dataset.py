@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,9 +171,7 @@ def write_dataset(
     seen: set[str] = set()
     counts = {s: 0 for s in SPLITS}
     sources: Counter[str] = Counter()
-    with atomic.atomic_path(out, is_dir=True) as tmp, tempfile.TemporaryDirectory(
-        prefix=".broden-scratch-", dir=Path(out).parent
-    ) as scratch_dir:
+    with atomic.atomic_path(out, is_dir=True) as tmp, atomic.temp_dir(out) as scratch_dir:
         tmp.mkdir(parents=True, exist_ok=True)
         scratch = Path(scratch_dir) / "rows.arrow"
         with ArrowWriter(features=features, path=str(scratch), writer_batch_size=256) as writer:
@@ -240,15 +237,28 @@ class Example:
         return open_image(self.image_bytes, self.id)
 
 
-def open_image(data: bytes, name: str = "image"):
-    """Decode JPEG/PNG bytes to an RGB PIL image; a truncated or corrupt file is a one-line error."""
+def decode_image(data: bytes, name: str = "image", advice: str = "re-download or rebuild the dataset"):
+    """Decode JPEG/PNG bytes fully to a PIL image (its own mode); a truncated or corrupt file, or a decompression
+    bomb (more pixels than PIL's ``MAX_IMAGE_PIXELS``, about 89 million), is a one-line error ending in ``advice``."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            img.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise BrodenError(f"{name}: image is too large to decode safely ({exc}); it is not a Broden image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BrodenError(f"{name}: image does not decode ({exc}); re-download or rebuild the dataset") from exc
+        raise BrodenError(f"{name}: image does not decode ({exc}); {advice}") from exc
+    return img
+
+
+def open_image(data: bytes, name: str = "image"):
+    """:func:`decode_image` converted to RGB."""
+    img = decode_image(data, name)
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
@@ -293,10 +303,15 @@ class Broden:
                 "'broden sample', 'broden download', 'broden convert' or 'broden build'"
             )
         try:
-            self.meta: dict[str, Any] = json.loads((self.path / META_FILE).read_text())
-            labels_obj = json.loads((self.path / LABELS_FILE).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise BrodenError(f"{self.path}: unreadable dataset metadata ({exc}); rebuild the dataset") from exc
+            self.meta: dict[str, Any] = json.loads((self.path / META_FILE).read_text(encoding="utf-8"))
+            labels_obj = json.loads((self.path / LABELS_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BrodenError(f"{self.path}: unreadable dataset metadata ({exc}); rebuild the dataset") from None
+        if not isinstance(self.meta, dict) or not isinstance(labels_obj, dict):
+            raise BrodenError(f"{self.path}: {META_FILE} and {LABELS_FILE} must each hold a JSON object; rebuild "
+                              "the dataset")
+        if not isinstance(self.meta.get("fingerprint"), str):
+            raise BrodenError(f"{self.path}: {META_FILE} has no fingerprint; rebuild or re-convert the dataset")
         if self.meta.get("format") != DATASET_FORMAT:
             raise BrodenError(f"{self.path}: dataset format {self.meta.get('format')!r} is not {DATASET_FORMAT}")
         self.labels = LabelTable.from_json(labels_obj, str(self.path / LABELS_FILE))

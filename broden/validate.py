@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -50,6 +51,8 @@ from broden.utils.progress import track
 CHUNK_ROWS = 64
 SOURCE_RESOLUTION = "source-resolution"
 ZERO_NOTE = "image-level label 0 (a label the Broden builder filtered out)"
+#: Highest label number a table may use: tallies keep counts per (unit, label number)
+MAX_LABEL_NUMBER = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -110,13 +113,9 @@ def _check_rows(job: tuple[str, str, int, int]) -> _Stats:
     return stats
 
 
-def _check_row(row: dict[str, Any], ds: Broden, stats: _Stats) -> None:
+def _check_header(row: dict[str, Any], report: Callable[[str, str], None]) -> bool:
+    """Id, split and sizes of a row; False when the sizes are unusable (nothing else can be checked)."""
     rid = row["id"]
-    bad = stats.violations
-
-    def report(check: str, message: str) -> None:
-        bad.append(Violation(rid, check, message))
-
     path = PurePosixPath(rid or "")
     if not rid or path.is_absolute() or ".." in path.parts:
         report("id", "id must be a non-empty relative path like 'ade20k/x.jpg'")
@@ -125,18 +124,19 @@ def _check_row(row: dict[str, Any], ds: Broden, stats: _Stats) -> None:
     h, w, sh, sw = (row[k] for k in ("height", "width", "seg_height", "seg_width"))
     if min(h, w, sh, sw) <= 0:
         report("size", f"sizes must be positive (height {h}, width {w}, seg {sh}x{sw})")
-        return
-    image = row["image"]
-    try:
-        img = open_image(image["bytes"] if isinstance(image, dict) else image, rid)
-        if img.size != (w, h):
-            report("image", f"image is {img.size[1]}x{img.size[0]}, the row says {h}x{w}")
-    except BrodenError as exc:
-        report("image", str(exc))
-    except Exception as exc:  # noqa: BLE001 - a damaged image must be reported, whatever the decoder raises
-        report("image", f"image does not decode ({type(exc).__name__}: {exc})")
+        return False
+    return True
 
+
+def _check_structure(row: dict[str, Any], ds: Broden, report: Callable[[str, str], None],
+                     stats: _Stats) -> dict[str, list[int]] | None:
+    """The cheap checks of a row's labels and masks, without decoding anything: image-level labels, layer counts,
+    parallel mask lists, each mask's category, layer, label and RLE header (the pixels it covers). Returns, per
+    category, the indices of the masks fit to decode; None when the mask lists are unusable. Counts image-level
+    label statistics into ``stats``."""
     labels = ds.labels
+    sh, sw = row["seg_height"], row["seg_width"]
+    seg = sh * sw
     for cat in ds.image_categories:
         seen = set()
         for lab in row[cat] or []:
@@ -159,7 +159,7 @@ def _check_row(row: dict[str, Any], ds: Broden, stats: _Stats) -> None:
     cats, lays, labs, rles = masks["category"], masks["layer"], masks["label"], masks["rle"]
     if not len(cats) == len(lays) == len(labs) == len(rles):
         report("masks", "the masks' category, layer, label and rle lists differ in length")
-        return
+        return None
     good: dict[str, list[int]] = defaultdict(list)
     seen_keys = set()
     totals = rle_totals(rles)
@@ -184,11 +184,37 @@ def _check_row(row: dict[str, Any], ds: Broden, stats: _Stats) -> None:
         seen_keys.add(key)
         if total is None:
             report("masks", f"mask {i} ({cat}, label {lab}): malformed RLE string")
-        elif total != sh * sw:
-            report("mask-size", f"mask {i} ({cat}, label {lab}) covers {total} pixels, not seg {sh}x{sw} = {sh * sw}")
+        elif total != seg:
+            report("mask-size", f"mask {i} ({cat}, label {lab}) covers {total} pixels, not seg {sh}x{sw} = {seg}")
         else:
             good[cat].append(i)
+    return good
 
+
+def _check_row(row: dict[str, Any], ds: Broden, stats: _Stats) -> None:
+    rid = row["id"]
+    bad = stats.violations
+
+    def report(check: str, message: str) -> None:
+        bad.append(Violation(rid, check, message))
+
+    if not _check_header(row, report):
+        return
+    h, w, sh, sw = (row[k] for k in ("height", "width", "seg_height", "seg_width"))
+    image = row["image"]
+    try:
+        img = open_image(image["bytes"] if isinstance(image, dict) else image, rid)
+        if img.size != (w, h):
+            report("image", f"image is {img.size[1]}x{img.size[0]}, the row says {h}x{w}")
+    except BrodenError as exc:
+        report("image", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a damaged image must be reported, whatever the decoder raises
+        report("image", f"image does not decode ({type(exc).__name__}: {exc})")
+
+    good = _check_structure(row, ds, report, stats)
+    if good is None:
+        return
+    rles, lays, labs, labels = row["masks"]["rle"], row["masks"]["layer"], row["masks"]["label"], ds.labels
     for cat, idx in good.items():
         binary = decode_binary([rles[i] for i in idx], sh, sw).reshape(len(idx), -1)
         cat_layers = np.asarray([lays[i] for i in idx])
@@ -221,6 +247,9 @@ def _read_json(path: Path, report: ValidationReport) -> Any:
 
 def _check_table(labels: LabelTable, report: ValidationReport) -> None:
     bad = report.violations
+    if labels.max_number > MAX_LABEL_NUMBER:
+        bad.append(Violation(None, "labels", f"label number {labels.max_number} is over {MAX_LABEL_NUMBER:,}: "
+                                             "counts are kept per label number, so number the labels 1..N"))
     for cat in labels.category_names:
         codes = sorted(lab.categories[cat].code for lab in labels.labels if cat in lab.categories)
         if codes != list(range(1, len(codes) + 1)):
@@ -251,6 +280,12 @@ def _check_meta(meta: Any, labels: LabelTable, report: ValidationReport) -> bool
     cats = [{"name": c.name, "kind": c.kind} for c in labels.categories]
     if meta["categories"] != cats:
         bad.append(Violation(None, "meta", f"categories {meta['categories']} differ from labels.json's {cats}"))
+    for key in ("image_size", "seg_size"):
+        size = meta.get(key)
+        if size is not None and not (isinstance(size, list) and len(size) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+            bad.append(Violation(None, "meta", f"{key} is {size!r}; it must be [height, width] in whole pixels, "
+                                               "or null for mixed sizes"))
     return True
 
 
@@ -341,6 +376,47 @@ def validate(path: str | Path, *, workers: int | None = None) -> ValidationRepor
         report.violations.append(Violation(None, "fingerprint", f"{META_FILE} says {meta['fingerprint']}, the "
                                                                 f"content hashes to {actual}; rebuild or re-convert"))
     return report
+
+
+def preflight(ds: Broden) -> None:
+    """Validate's cheap checks, for a command about to use ``ds`` (``benchmark score``, before pass 1).
+
+    The metadata, the label table, the columns, and every row's sizes, image-level labels, layer counts and mask
+    lists with their RLE headers (nothing is decoded), plus one segmentation size for all rows (label maps of a
+    batch are stacked). Raises :class:`BrodenError` naming the first violation and how many there are.
+    """
+    report = ValidationReport(ds.path)
+    _check_table(ds.labels, report)
+    _check_meta(ds.meta, ds.labels, report)
+    expected = set(row_features(ds.labels))
+    if set(ds.rows.column_names) != expected:
+        diff = sorted(set(ds.rows.column_names) ^ expected)
+        report.violations.append(Violation(None, "schema", f"the rows' columns differ from labels.json in {diff}"))
+    if not report.violations:
+        stats = _Stats()
+        columns = [c for c in ds.rows.column_names if c != "image"]
+        seg_sizes: Counter = Counter()
+        batches = ds.rows.select_columns(columns).iter(batch_size=256)
+        for batch in track(batches, f"check {ds.path.name}", total=len(ds), advance_by=lambda b: len(b["id"])):
+            for i in range(len(batch["id"])):
+                row = {k: batch[k][i] for k in columns}
+                rid = row["id"]
+
+                def add(check: str, message: str, rid: str = rid) -> None:
+                    stats.violations.append(Violation(rid, check, message))
+
+                if _check_header(row, add):
+                    _check_structure(row, ds, add, stats)
+                    seg_sizes[(row["seg_height"], row["seg_width"])] += 1
+        report.violations.extend(stats.violations)
+        if len(seg_sizes) > 1:
+            shown = ", ".join(f"{h}x{w} ({n} images)" for (h, w), n in seg_sizes.most_common(3))
+            report.violations.append(Violation(None, "size", f"segmentations come in {len(seg_sizes)} sizes ({shown}); "
+                                                             "a dissection needs one: convert or build at one size"))
+    if report.violations:
+        n = len(report.violations)
+        raise BrodenError(f"{ds.path}: {report.violations[0]}{f' (and {n - 1} more)' if n > 1 else ''}; run "
+                          f"'broden validate {ds.path}' for the full list")
 
 
 def validate_dataset(path: str | Path, *, workers: int | None = None) -> list[Violation]:

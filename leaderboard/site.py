@@ -51,8 +51,6 @@ from leaderboard.validate import validate_submission
 
 #: The git-tracked submissions, shipped as package data so the site builds from an installed package too.
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
-#: File in every built site; an existing non-empty output directory without it is never replaced.
-MARKER = ".leaderboard-site"
 CSV_FILE = "leaderboard.csv"
 BEST_UNITS = 20
 VERSION_DIGITS = 12
@@ -314,11 +312,6 @@ def table_csv(site: Site) -> str:
     return buf.getvalue()
 
 
-def _check_output(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
-        raise BrodenError(f"{out}: exists and is not a leaderboard site; choose an empty or new --out directory")
-
-
 def write_site(site: Site, directory: Path, dest: Path, release: Mapping[str, Any] | None = None) -> None:
     """Render ``site`` (loaded from the submissions ``directory``) into the new, empty directory ``dest``.
 
@@ -326,7 +319,6 @@ def write_site(site: Site, directory: Path, dest: Path, release: Mapping[str, An
     """
     env = _environment()
     dest.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(dest / MARKER, "built by 'leaderboard build'; this directory is replaced on every build\n")
     atomic.write_text(dest / "charts" / "unique-detectors.svg", _index_chart(site.entries))
     for entry in site.entries + site.older:
         _write_model(env, dest, entry)
@@ -339,7 +331,6 @@ def build(directory: str | os.PathLike[str], out: str | os.PathLike[str],
           verified: Mapping[str, Mapping[str, Any]] | None = None) -> Site:
     """Write the site to ``out`` (replaced only when complete); raises when no submission is valid."""
     directory, out = Path(directory), Path(out)
-    _check_output(out)
     site = load(directory, verified)
     if not site.entries:
         raise BrodenError(

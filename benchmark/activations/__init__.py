@@ -242,18 +242,28 @@ class SuppliedActivations:
             raise BrodenError(f"{self.path}: activations file not found")
         try:
             npz = np.load(self.path, allow_pickle=False)
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise BrodenError(f"{self.path}: not a readable .npz file ({exc})") from exc
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise BrodenError(f"{self.path}: not a readable .npz file ({exc})") from None
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise BrodenError(f"{self.path}: a single array, not an .npz archive; save 'activations' and 'image' "
+                              "together with numpy.savez")
         with npz:
             missing = [k for k in ("activations", "image") if k not in npz.files]
             if missing:
                 raise BrodenError(f"{self.path}: no {missing[0]!r} array; the npz needs 'activations' (N, units, h, w) "
                                   "and 'image' (N dataset ids)")
-            ids = npz["image"]
-            self.layer = str(npz["layer"]) if "layer" in npz.files else "activations"
+            try:
+                ids = npz["image"]
+                self.layer = str(npz["layer"]) if "layer" in npz.files else "activations"
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                raise BrodenError(f"{self.path}: 'image' or 'layer' is not readable ({exc}); store the ids as "
+                                  "strings (numpy.savez(..., image=np.array(ids)))") from None
         self.array = _npz_member(self.path, "activations")
         if self.array.ndim != 4:
             raise BrodenError(f"{self.path}: 'activations' has shape {self.array.shape}; expected (N, units, h, w)")
+        if 0 in self.array.shape[1:]:
+            raise BrodenError(f"{self.path}: 'activations' has shape {self.array.shape}: no units or an empty "
+                              "spatial map; every row needs units x h x w values")
         if ids.ndim != 1 or ids.shape[0] != self.array.shape[0] or ids.dtype.kind not in "US":
             raise BrodenError(f"{self.path}: 'image' must be {self.array.shape[0]} dataset ids (strings), one per "
                               f"activation row; got shape {ids.shape} of {ids.dtype}")
@@ -278,25 +288,43 @@ class SuppliedActivations:
         return torch.from_numpy(np.array(self.array[start:end], dtype=np.float32))  # a copy: the map is read-only
 
 
+def _check_dtype(path: Path, name: str, dtype: np.dtype) -> None:
+    if dtype.kind not in "fiu":  # bool, complex (its imaginary part would be dropped), str, object, records
+        raise BrodenError(f"{path}: '{name}' holds {dtype} values; it must be a real numeric array (float or int)")
+
+
 def _npz_member(path: Path, name: str) -> np.ndarray:
-    """Memory-map ``name`` from an uncompressed npz; load it when it is compressed."""
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(f"{name}.npy")
-        if info.compress_type == zipfile.ZIP_STORED:
-            with open(path, "rb") as f:
-                f.seek(info.header_offset)
-                header = f.read(30)
-                name_len = int.from_bytes(header[26:28], "little")
-                extra_len = int.from_bytes(header[28:30], "little")
-                f.seek(info.header_offset + 30 + name_len + extra_len)
-                version = np.lib.format.read_magic(f)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shape, fortran, dtype = read_header(f)
-                offset = f.tell()
-            if dtype.hasobject:
-                raise BrodenError(f"{path}: '{name}' must be a numeric array")
-            if np.prod(shape) == 0:
-                return np.zeros(shape, dtype)
-            return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
-    with np.load(path, allow_pickle=False) as npz:
-        return npz[name]
+    """Memory-map ``name`` from an uncompressed npz; load it when it is compressed. The npy header is checked
+    against the member's size, so a header that claims more (or less) data than the file holds is refused."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(f"{name}.npy")
+            if info.compress_type == zipfile.ZIP_STORED:
+                with open(path, "rb") as f:
+                    f.seek(info.header_offset)
+                    header = f.read(30)
+                    name_len = int.from_bytes(header[26:28], "little")
+                    extra_len = int.from_bytes(header[28:30], "little")
+                    start = info.header_offset + 30 + name_len + extra_len
+                    f.seek(start)
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, fortran, dtype = read_header(f)
+                    offset = f.tell()
+                _check_dtype(path, name, dtype)
+                nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                if offset - start + nbytes != info.file_size:
+                    raise BrodenError(f"{path}: '{name}' claims shape {shape} of {dtype} ({nbytes} bytes) but holds "
+                                      f"{info.file_size - (offset - start)} bytes; the file is damaged, write it again")
+                if nbytes == 0:
+                    return np.zeros(shape, dtype)
+                return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                                 order="F" if fortran else "C")
+        with np.load(path, allow_pickle=False) as npz:
+            array = npz[name]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise BrodenError(f"{path}: '{name}' is not readable ({' '.join(str(exc).split())[:200]}); write the file "
+                          "again with numpy.savez") from None
+    _check_dtype(path, name, array.dtype)
+    return array

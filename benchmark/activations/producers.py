@@ -16,6 +16,7 @@ from benchmark.checkpoint import module_digest
 from benchmark.models.layers import LayerTaps
 from benchmark.models.loader import LoadedModel, resolve_preprocess
 from broden.dataset import Broden
+from broden.errors import BrodenError
 from broden.utils.hashing import file_digests
 
 Acts = dict[str, torch.Tensor]
@@ -41,8 +42,19 @@ class ModelProducer:
 
     def _probe_shapes(self) -> dict[str, tuple[int, int, int]]:
         first = next(batch_loader(RowBatches(self.dataset, self.indices[:1], 1, preprocess=self.preprocess), 0))
-        acts = self.taps.run(first.images.to(self.device))
+        acts = self._forward(first)
         return {name: tuple(int(d) for d in a.shape[1:]) for name, a in acts.items()}  # type: ignore[misc]
+
+    def _forward(self, batch: Batch) -> Acts:
+        """The tapped layers' outputs for one batch; a failing model is one line naming the images it failed on."""
+        try:
+            return self.taps.run(batch.images.to(self.device, non_blocking=True))
+        except (BrodenError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the model's own code: whatever it raises is reported, not a traceback
+            detail = " ".join(str(exc).split())[:300] or "(no message)"
+            raise BrodenError(f"{self.model.name}: forward pass failed on images {batch.start}..{batch.end - 1} "
+                              f"({batch.ids[0]} ...): {type(exc).__name__}: {detail}") from exc
 
     def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,
                 need_acts: bool = True) -> Iterator[tuple[Batch, Acts | None]]:
@@ -53,7 +65,7 @@ class ModelProducer:
             if not need_acts:
                 yield batch, None
                 continue
-            outs = self.taps.run(batch.images.to(self.device, non_blocking=True))
+            outs = self._forward(batch)
             yield batch, {name: check_finite(name, a, batch.ids) for name, a in outs.items()}
 
     def describe_preprocess(self) -> dict[str, Any]:

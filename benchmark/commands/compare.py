@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 from benchmark.html.compare import MODES, OUTPUT_HELP, build_compare
+from broden.utils.outputs import claim
 
 __doc__ = f"{__doc__}\n{OUTPUT_HELP}"
 
@@ -30,10 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto (default): units for two files of one architecture, checkpoints for three or more, else models",
     )
+    parser.add_argument("--force", action="store_true",
+                        help="replace the output directory even when it holds files another command wrote")
 
 
 def run(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.names.split(",")] if args.names else None
-    out, mode = build_compare(args.results, out=args.out, names=names, mode=args.mode)
+    with claim(args.out, "benchmark compare", force=args.force, inputs=args.results) as output:
+        out, mode = build_compare(args.results, out=output.path, names=names, mode=args.mode)
+        output.mark()
     print(f"{mode} comparison written to {out / 'index.html'}")
     return 0

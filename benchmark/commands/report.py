@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from benchmark.html.report import DEFAULT_TOP_IMAGES, build_report
+from broden.utils.outputs import claim
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,10 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"top activating images shown per unit (default {DEFAULT_TOP_IMAGES}; at most what the score run kept)",
     )
+    parser.add_argument("--force", action="store_true",
+                        help="replace OUT even when it holds files another command wrote")
 
 
 def run(args: argparse.Namespace) -> int:
-    out, images_note = build_report(args.results, dataset=args.dataset, out=args.out, top_images=args.top_images)
+    results = Path(args.results)
+    inputs = [results] + ([Path(args.dataset)] if args.dataset else [])
+    with claim(args.out or results.parent / "report", "benchmark report", force=args.force, inputs=inputs) as output:
+        out, images_note = build_report(results, dataset=args.dataset, out=output.path, top_images=args.top_images)
+        output.mark()
     if images_note:
         print(f"note: no unit images: {images_note}", file=sys.stderr)
     print(f"report written to {out / 'index.html'}")

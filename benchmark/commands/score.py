@@ -55,7 +55,10 @@ from pathlib import Path
 from benchmark import protocol
 from broden.download.releases import DEFAULT_DEST, ReleasePaths, get_release
 from broden.errors import BrodenError
+from broden.utils.cli import check_number
 from broden.utils.filenames import safe_name
+from broden.utils.outputs import claim
+from broden.utils.text import clean
 
 # the dataset `broden download` writes by default, so the two commands work together without flags
 DEFAULT_DATASET = str(ReleasePaths(DEFAULT_DEST, get_release(224)).dataset)
@@ -108,6 +111,19 @@ def _split(value: str | None) -> list[str] | None:
     return items or None
 
 
+def _own(out: Path) -> bool:
+    """A score output: its finished results or the resumable state of a run (checkpoint directory with its key)."""
+    from benchmark.checkpoint import KEY_FILE
+    from benchmark.scorer import CACHE_DIR, RESULTS_FILE
+
+    return (out / RESULTS_FILE).is_file() or (out / CACHE_DIR / KEY_FILE).is_file()
+
+
+def _claim(out: str | Path, force: bool, inputs: list[Path]):
+    """The output policy for a score directory, which is updated in place (so stale temporaries inside go too)."""
+    return claim(out, "benchmark score", force=force, inputs=inputs, own=_own, clean_inside=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from benchmark.api import Results, score
     from benchmark.scorer import Settings, score_activations
@@ -115,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.model is None) == (args.activations is None):
         raise BrodenError("give either MODEL (a model spec such as a .py file or torchvision:NAME) or --activations NPZ")
+    check_number("--cache-budget", args.cache_budget, minimum=0)  # before it becomes a byte count
     settings = {
         "quantile": args.quantile, "iou_threshold": args.iou_threshold, "categories": _split(args.categories),
         "compat": args.compat, "top_k": args.top_k, "batch_size": args.batch_size, "device": args.device,
@@ -128,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         raise BrodenError(f"{args.dataset}: dataset not found; pass --dataset PATH (make one with 'broden sample' "
                           "or 'broden download')")
     dataset = load(args.dataset)
+    inputs = [Path(args.dataset)] + ([Path(args.activations)] if args.activations else [])
     if args.activations:
         from benchmark.activations import SuppliedActivations
 
@@ -137,8 +155,9 @@ def run(args: argparse.Namespace) -> int:
             raise BrodenError("--weights does not apply to --activations (no model is run)")
         supplied = SuppliedActivations(args.activations, dataset)
         name = args.name or Path(args.activations).stem
-        out = Path(args.out or Path("results") / safe_name(name, "model"))
-        outcome = score_activations(supplied, dataset, out, Settings(**settings), name=name)
+        with _claim(args.out or Path("results") / safe_name(name, "model"), args.force, inputs) as output:
+            outcome = score_activations(supplied, dataset, output.path, Settings(**settings), name=name)
+            output.mark()
         results = Results(outcome.results, outcome.path, skipped=outcome.skipped)
     else:
         from benchmark.models.loader import load_model
@@ -146,8 +165,9 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model, weights_file=args.weights, seed=args.seed)
         if args.name:
             model.name = args.name
-        out = Path(args.out or Path("results") / safe_name(model.name, "model"))
-        results = score(model, dataset, layers=_split(args.layers), out=out, **settings)
+        with _claim(args.out or Path("results") / safe_name(model.name, "model"), args.force, inputs) as output:
+            results = score(model, dataset, layers=_split(args.layers), out=output.path, **settings)
+            output.mark()
     if args.json:
         print(json.dumps(summary_record(results), indent=1))
     elif not args.quiet:
@@ -156,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         for layer in results.data["layers"]:
             s = layer["summary"]
-            print(f"{layer['name']}: {s['detectors']['all']}/{s['units']} detectors, "
+            print(f"{clean(layer['name'])}: {s['detectors']['all']}/{s['units']} detectors, "
                   f"{s['unique_per_category']['all']} unique concepts (per-category rule)")
         print(f"wrote {results.path}")
     return 0

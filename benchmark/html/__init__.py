@@ -19,8 +19,18 @@ from broden.version import __version__
 def environment(package: str = "benchmark.html", templates: str = "templates"):
     """The Jinja environment for the templates in ``package``/``templates`` (autoescaped, strict undefined)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
+    from markupsafe import Markup
+
+    from broden.utils.text import clean
+
+    def finalize(value: Any) -> Any:
+        """Every ``{{ value }}``: control characters and bidi overrides (U+202E) out, before autoescaping."""
+        if isinstance(value, Markup):
+            return Markup(clean(str(value), keep_newlines=True))
+        return clean(value, keep_newlines=True) if isinstance(value, str) else value
 
     env = Environment(
+        finalize=finalize,
         loader=PackageLoader(package, templates),
         autoescape=True,  # model names, labels and metadata are untrusted input
         undefined=StrictUndefined,

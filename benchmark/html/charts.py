@@ -15,6 +15,8 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from broden.utils.text import clean, clean_svg
+
 #: One fixed colour per Broden category, the same in every chart.
 CATEGORY_COLORS = {
     "object": "#4e79a7",
@@ -52,10 +54,16 @@ def series_color(index: int) -> str:
     return _SERIES_COLORS[index % len(_SERIES_COLORS)]
 
 
+def _texts(labels: Sequence[str]) -> list[str]:
+    """Untrusted names (models, layers, labels) as chart text: no control characters or bidi overrides."""
+    return [clean(str(s)) for s in labels]
+
+
 def _svg(fig: Figure) -> str:
+    """The figure as SVG text, checked to parse (:func:`broden.utils.text.clean_svg`)."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    return buf.getvalue()
+    return clean_svg(buf.getvalue())
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -65,18 +73,19 @@ def _new_figure(width: float, height: float) -> Figure:
 def _x_labels(ax, labels: Sequence[str]) -> None:
     """Category-axis labels, slanted when there are many so long names (layers, checkpoints) do not overlap."""
     slanted = len(labels) > 6
-    ax.set_xticks(range(len(labels)), labels, rotation=45 if slanted else 0, ha="right" if slanted else "center")
+    ax.set_xticks(range(len(labels)), _texts(labels), rotation=45 if slanted else 0,
+                  ha="right" if slanted else "center")
 
 
 def _finish(fig: Figure, ax, *, title: str, value_label: str, legend: bool, value_axis: str = "y") -> str:
     """The ending every chart shares: whole-number ticks and the label on the value axis, title, legend, SVG."""
     if value_axis == "y":
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(value_label)
+        ax.set_ylabel(clean(value_label))
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel(value_label)
-    ax.set_title(title, loc="left")
+        ax.set_xlabel(clean(value_label))
+    ax.set_title(clean(title), loc="left")
     if legend:
         ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _svg(fig)
@@ -92,7 +101,7 @@ def category_bar_chart(
         fig = _new_figure(max(3.0, 0.2 * len(labels) + 1.0), 2.4)
         ax = fig.add_subplot()
         ax.bar(range(len(labels)), counts, color=color, width=0.75)
-        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
+        ax.set_xticks(range(len(labels)), _texts(labels), rotation=90, fontsize=8)
         ax.set_xlim(-0.75, max(len(labels), 1) - 0.25)
         return _finish(fig, ax, title=title, value_label=ylabel, legend=False)
 
@@ -115,8 +124,8 @@ def grouped_bar_chart(
                 raise ValueError(f"series {name!r} has {len(values)} values for {len(groups)} groups")
             xs = [g + (i - (n - 1) / 2) * width for g, v in enumerate(values) if v is not None]
             ys = [v for v in values if v is not None]
-            ax.bar(xs, ys, width=width * 0.95, label=name, color=series_color(i))
-        ax.set_xticks(range(len(groups)), groups)
+            ax.bar(xs, ys, width=width * 0.95, label=clean(name), color=series_color(i))
+        ax.set_xticks(range(len(groups)), _texts(groups))
         return _finish(fig, ax, title=title, value_label=ylabel, legend=bool(series))
 
 
@@ -144,10 +153,10 @@ def stacked_category_chart(
                 raise ValueError(f"stack {category!r} has {len(values)} values for {len(bars)} bars")
             draw = ax.barh if horizontal else ax.bar
             kwargs = {"left": base} if horizontal else {"bottom": base}
-            draw(range(len(bars)), values, 0.7, label=category, color=category_color(category), **kwargs)
+            draw(range(len(bars)), values, 0.7, label=clean(category), color=category_color(category), **kwargs)
             base = [b + v for b, v in zip(base, values)]
         if horizontal:
-            ax.set_yticks(range(len(bars)), bars)
+            ax.set_yticks(range(len(bars)), _texts(bars))
             ax.invert_yaxis()
         else:
             _x_labels(ax, bars)
@@ -173,8 +182,8 @@ def line_chart(
                 raise ValueError(f"series {name!r} has {len(values)} values for {len(x_labels)} points")
             ys = [float("nan") if v is None else v for v in values]
             color = (colors or {}).get(name, series_color(i))
-            ax.plot(range(len(x_labels)), ys, marker="o", markersize=3.5, label=name, color=color)
+            ax.plot(range(len(x_labels)), ys, marker="o", markersize=3.5, label=clean(name), color=color)
         _x_labels(ax, x_labels)
         ax.set_ylim(bottom=0)
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(clean(xlabel))
         return _finish(fig, ax, title=title, value_label=ylabel, legend=bool(series))

@@ -28,11 +28,13 @@ example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from broden.build.sources import SOURCE_NAMES
 from broden.build.unify import MIN_COVERAGE, MIN_FREQUENCY
 from broden.dataset import IMAGE_SIZES
+from broden.utils.outputs import claim
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--legacy", nargs="?", const=True, default=None, metavar="DIR",
                         help="also write the original Broden layout (index.csv, PNGs) to DIR (default OUT-legacy)")
     parser.add_argument("--workers", type=int, default=0, metavar="N", help="worker processes (default: all cores)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace OUT (and the legacy directory) even when they hold files another command wrote")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,19 +65,24 @@ def run(args: argparse.Namespace) -> int:
     legacy = None
     if args.legacy is not None:
         legacy = args.out.with_name(args.out.name + "-legacy") if args.legacy is True else Path(args.legacy)
-    dataset = build(
-        BuildOptions(
-            sources_dir=args.sources,
-            out=args.out,
-            size=args.size,
-            only=only,
-            min_frequency=args.min_frequency,
-            min_coverage=args.min_coverage,
-            workers=args.workers,
-            download=args.download,
-            legacy=legacy,
+    with contextlib.ExitStack() as stack:
+        outputs = [stack.enter_context(claim(path, "broden build", force=args.force, inputs=[args.sources]))
+                   for path in [args.out] + ([legacy] if legacy else [])]
+        dataset = build(
+            BuildOptions(
+                sources_dir=args.sources,
+                out=outputs[0].path,
+                size=args.size,
+                only=only,
+                min_frequency=args.min_frequency,
+                min_coverage=args.min_coverage,
+                workers=args.workers,
+                download=args.download,
+                legacy=outputs[1].path if legacy else None,
+            )
         )
-    )
+        for output in outputs:
+            output.mark()
     splits = dataset.meta.get("splits", {})
     print(f"{args.out}: {len(dataset)} images ({splits.get('train', 0)} train, {splits.get('val', 0)} val), "
           f"{len(dataset.labels)} labels; validated" + (f"; legacy layout in {legacy}" if legacy else ""))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from broden.utils.outputs import claim
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("legacy_dir", type=Path, metavar="LEGACY_DIR",
@@ -22,11 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, metavar="OUT", help="output dataset directory (replaced when complete)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="processes decoding PNGs and encoding masks (default: all CPU cores)")
+    parser.add_argument("--force", action="store_true", help="replace OUT even when it holds files another command wrote")
 
 
 def run(args: argparse.Namespace) -> int:
     from broden.legacy import convert_legacy
 
-    ds = convert_legacy(args.legacy_dir, args.out, workers=args.workers)
+    with claim(args.out, "broden convert", force=args.force, inputs=[args.legacy_dir]) as output:
+        ds = convert_legacy(args.legacy_dir, output.path, workers=args.workers)
+        output.mark()
     print(f"wrote {ds.path}: {len(ds)} images, {len(ds.labels)} labels, fingerprint {ds.fingerprint}")
     return 0

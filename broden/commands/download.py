@@ -21,7 +21,9 @@ import argparse
 from pathlib import Path
 
 from broden.dataset import IMAGE_SIZES
+from broden.download.fetch import DEADLINE
 from broden.download.releases import DEFAULT_DEST
+from broden.utils.outputs import claim
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,20 +45,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="retries per URL after a failure without progress (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                         help="give up on a connection silent for this long, then retry (default: %(default)s)")
+    parser.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
+                        help="give up on the whole download after this long, every URL and retry included "
+                             "(default: %(default)s); a transfer slower than 1 kB/s for 30 s is retried")
 
 
 def run(args: argparse.Namespace) -> int:
     from broden.download.releases import download_release
 
-    dataset = download_release(
-        args.size,
-        args.dest,
-        urls=args.url,
-        sha256=args.sha256,
-        md5=args.md5,
-        force=args.force,
-        retries=args.retries,
-        timeout=args.timeout,
-    )
+    # DEST is a container: the command writes only its own named entries in it (downloads/, broden1_<S>/, ...),
+    # so any existing directory is accepted; the lock and the removal of stale temporaries apply as everywhere
+    with claim(args.dest, "broden download", own=lambda _dest: True, clean_inside=True) as output:
+        dataset = download_release(
+            args.size,
+            output.path,
+            urls=args.url,
+            sha256=args.sha256,
+            md5=args.md5,
+            force=args.force,
+            retries=args.retries,
+            timeout=args.timeout,
+            deadline=args.deadline,
+        )
     print(dataset)
     return 0

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from broden.utils.outputs import claim
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", type=Path, metavar="DATASET", help="a Broden dataset directory")
@@ -21,11 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output directory in the legacy layout (replaced when complete)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="processes writing the PNGs (default: all CPU cores)")
+    parser.add_argument("--force", action="store_true", help="replace OUT even when it holds files another command wrote")
 
 
 def run(args: argparse.Namespace) -> int:
     from broden.legacy import export_legacy
 
-    out = export_legacy(args.dataset, args.out, workers=args.workers)
+    with claim(args.out, "broden export-legacy", force=args.force, inputs=[args.dataset]) as output:
+        out = export_legacy(args.dataset, output.path, workers=args.workers)
+        output.mark()
     print(f"wrote {out} (legacy Broden layout: index.csv, label.csv, category.csv, c_*.csv, images/)")
     return 0

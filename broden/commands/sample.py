@@ -17,7 +17,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from broden.errors import BrodenError
+from broden.utils.outputs import claim
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,18 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=224, metavar="S",
                         help="image size S x S, 32..512; masks are S//2 (default 224, as Broden)")
     parser.add_argument("--seed", type=int, default=0, metavar="K", help="random seed (default 0)")
-    parser.add_argument("--force", action="store_true", help="replace OUT if it exists and is not empty")
+    parser.add_argument("--force", action="store_true", help="replace OUT even when it holds files another command wrote")
 
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise BrodenError(f"{out}: exists and is not a directory; choose another OUT")
-    if out.is_dir() and any(out.iterdir()) and not args.force:
-        raise BrodenError(f"{out}: already exists and is not empty; pass --force to replace it")
     from broden.sample import write_sample
 
-    ds = write_sample(out, num_images=args.images, size=args.size, seed=args.seed)
+    with claim(out, "broden sample", force=args.force) as output:
+        ds = write_sample(output.path, num_images=args.images, size=args.size, seed=args.seed)
+        output.mark()
     splits = ds.meta.get("splits", {})
     sources = Counter(ds.rows["source"])
     per_cat = ", ".join(f"{r['name']} {r['count']}" for r in ds.labels.category_rows())

@@ -18,6 +18,8 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from broden.utils.text import clean
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, metavar="PATH", help="a Broden dataset directory")
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     shown = report.violations if args.limit <= 0 else report.violations[: args.limit]
     for v in shown:
-        print(v)
+        print(clean(str(v)))  # row ids and label names come from the data
     if len(shown) < len(report.violations):
         print(f"... {len(report.violations) - len(shown)} more (use --limit 0 to print all)")
     by_check = ", ".join(f"{check} {n}" for check, n in sorted(Counter(v.check for v in report.violations).items()))

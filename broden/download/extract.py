@@ -24,10 +24,13 @@ from typing import IO, Callable
 
 from broden.errors import BrodenError
 from broden.utils import atomic
-from broden.utils.disk import check_free_space
+from broden.utils.disk import check_free_space, human_bytes
 from broden.utils.progress import make_progress
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+#: Largest ratio of the members' uncompressed bytes to the archive's size: Broden's zips (JPEGs, PNGs) are near 1,
+#: text compresses about 10x; a zip bomb (2 GiB of zeros in 2 MB) is near 1000.
+MAX_RATIO = 100
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,12 @@ class _Writer:
                 if exc.errno == errno.ELOOP:
                     raise _Unsafe(member.name, "would be written through a link") from None
                 raise
+            written = 0
             with member.open() as fin, open(fd, "wb") as fout:
                 while chunk := fin.read(1 << 20):
+                    written += len(chunk)
+                    if written > member.size:  # checked before extraction; a header that lies is caught here
+                        raise _Unsafe(member.name, f"holds more than the {member.size} bytes its header declares")
                     fout.write(chunk)
                     self.advance(len(chunk))
 
@@ -178,6 +185,13 @@ def extract(archive: Path, dest: Path) -> Path:
                 if parts:
                     checked.append((member, parts))
             total = sum(m.size for m, _ in checked)
+            packed = max(archive.stat().st_size, 1)
+            if total > MAX_RATIO * packed:
+                raise BrodenError(
+                    f"{archive}: its members unpack to {human_bytes(total)}, {total // packed}x the archive's "
+                    f"{human_bytes(packed)} (at most {MAX_RATIO}x is plausible): a zip bomb or a damaged archive; "
+                    "nothing was extracted: delete it and download it again"
+                )
             check_free_space(dest.parent, total, f"extracting {archive.name}")
             with atomic.atomic_path(dest, is_dir=True) as tmp, make_progress(in_bytes=True) as progress:
                 task = progress.add_task(f"extracting {archive.name}", total=total)

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -25,6 +25,7 @@ from rich.progress import Progress, TaskID
 
 from broden.errors import BrodenError
 from broden.utils import atomic
+from broden.utils.cli import check_number
 from broden.utils.disk import check_free_space, human_bytes
 from broden.utils.hashing import file_digests
 from broden.utils.progress import make_progress, say
@@ -34,6 +35,14 @@ CHUNK = 1 << 20
 # Network reads are smaller: a dropped connection loses at most the chunk being received.
 NET_CHUNK = 1 << 16
 MAX_BACKOFF = 60.0
+#: Minimum-throughput rule: a transfer that receives less than MIN_RATE bytes/s over SLOW_WINDOW seconds is dropped
+#: and retried; attempts that make less than MIN_PROGRESS bytes count as failures (a server dripping bytes gives up
+#: after --retries attempts instead of resetting the count forever).
+MIN_RATE = 1024
+SLOW_WINDOW = 30.0
+MIN_PROGRESS = 1 << 20
+#: Default overall deadline of one download, over every URL and retry (seconds).
+DEADLINE = 12 * 3600.0
 _HEX = re.compile(r"^[0-9a-f]+$")
 _WEB_PAGE = "sent a web page instead of the file (the host may be down or the link may have moved)"
 # Leading bytes of the archive formats we fetch, by file-name suffix; a mismatch means the server sent something
@@ -67,6 +76,14 @@ class _Expected:
     size: int | None
 
 
+def check_transfer_options(*, retries: int, timeout: float, deadline: float) -> None:
+    """Refuse retry and time limits that cannot work (``--timeout 0``, ``-1``, ``nan``) with one line."""
+    if retries < 0:
+        raise BrodenError(f"--retries {retries}: give 0 or more")
+    check_number("--timeout", timeout, above=0)
+    check_number("--deadline", deadline, above=0, allow_inf=True)
+
+
 def normalise_checksum(value: str | None, kind: str) -> str | None:
     """Lower-case hex digest, or BrodenError if it is not one of ``kind`` ('sha256' or 'md5')."""
     length = {"sha256": 64, "md5": 32}[kind]
@@ -95,6 +112,13 @@ def _check_content(path: Path, exp: _Expected, progress: Progress | None = None)
     magic = _MAGIC.get(Path(exp.name).suffix.lower())
     if magic and not head.startswith(magic):
         raise _BadContent(f"sent something that is not a {Path(exp.name).suffix} file (it starts with {head[:16]!r})")
+    if Path(exp.name).suffix.lower() == ".zip":
+        import zipfile
+
+        try:  # the central directory is at the end: a truncated zip (short Content-Length) has none
+            zipfile.ZipFile(path).close()
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise _BadContent(f"the zip is truncated or damaged ({exc})") from None
     sha, md5 = file_digests(path, md5=exp.md5 is not None, progress=progress)
     for kind, want, got in (("sha256", exp.sha256, sha), ("md5", exp.md5, md5)):
         if want is not None and got != want:
@@ -174,10 +198,12 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
 
 
 def _http_attempt(
-    session, url: str, part: _PartFile, exp: _Expected, timeout: float, progress: Progress, task: TaskID
+    session, url: str, part: _PartFile, exp: _Expected, timeout: float, progress: Progress, task: TaskID,
+    deadline: float,
 ) -> None:
     """One request: append to the part file (or start it over); raise _Transient or _Unusable on failure."""
     import requests
+    import urllib3
 
     have = part.size()
     headers = {"Accept-Encoding": "identity"}
@@ -221,8 +247,9 @@ def _http_attempt(
             check_free_space(part.path.parent, total - start, exp.name)
         progress.update(task, total=total, completed=start)
         received = 0
+        window_start, window_bytes = time.monotonic(), 0
         try:
-            chunks = resp.iter_content(NET_CHUNK)
+            chunks = _arriving(resp)
             first = next(chunks, b"")
             if start == 0 and _looks_like_html(first):
                 raise _Unusable(_WEB_PAGE)
@@ -231,11 +258,29 @@ def _http_attempt(
                 for chunk in itertools.chain([first], chunks):
                     f.write(chunk)
                     received += len(chunk)
+                    window_bytes += len(chunk)
                     progress.advance(task, len(chunk))
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                    now = time.monotonic()
+                    if now > deadline:
+                        raise _Unusable(f"the download's deadline passed after {start + received} bytes")
+                    if now - window_start >= SLOW_WINDOW:
+                        rate = window_bytes / (now - window_start)
+                        if rate < MIN_RATE:
+                            raise _Transient(f"too slow ({rate:.0f} B/s over {now - window_start:.1f} s, the "
+                                             f"minimum is {MIN_RATE} B/s)")
+                        window_start, window_bytes = now, 0
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                urllib3.exceptions.HTTPError) as exc:
             raise _Transient(f"connection lost after {start + received} bytes ({_describe(exc)})") from None
         if total is not None and start + received < total:
             raise _Transient(f"connection closed after {start + received} of {total} bytes")
+
+
+def _arriving(resp) -> Iterator[bytes]:
+    """The body as it arrives: each read returns what the socket has (up to NET_CHUNK), so a server that drips
+    bytes is measured as slow instead of blocking one read for as long as it likes."""
+    while chunk := resp.raw.read1(NET_CHUNK, decode_content=True):
+        yield chunk
 
 
 def _describe(exc: BaseException) -> str:
@@ -261,8 +306,10 @@ def _fetch_http(
     timeout: float,
     progress: Progress,
     task: TaskID,
+    deadline: float,
 ) -> None:
-    """Retry one URL until the part file is complete; consecutive failures without progress are bounded."""
+    """Retry one URL until the part file is complete, or ``deadline`` (``time.monotonic``) passes; consecutive
+    failures without real progress (at least MIN_PROGRESS bytes) are bounded by ``retries``."""
     import requests
 
     with requests.Session() as session:
@@ -271,16 +318,19 @@ def _fetch_http(
         furthest = part.size()
         while True:
             try:
-                _http_attempt(session, url, part, exp, timeout, progress, task)
+                _http_attempt(session, url, part, exp, timeout, progress, task, deadline)
                 return
             except _Transient as exc:
                 now = part.size()
-                if now > furthest:  # progress: the connection is flaky, not dead
+                if now >= furthest + MIN_PROGRESS:  # real progress: the connection is flaky, not dead
                     furthest, failures = now, 0
+                furthest = max(furthest, now)
                 failures += 1
                 if failures > retries:
                     raise _Unusable(f"{exc} (gave up after {failures} tries)") from None
                 delay = min(backoff * 2 ** (failures - 1), MAX_BACKOFF)
+                if time.monotonic() + delay > deadline:
+                    raise _Unusable(f"{exc}; the download's deadline passed") from None
                 progress.console.print(f"{url}: {exc}; retrying in {delay:.3g} s", soft_wrap=True, markup=False,
                                        highlight=False)
                 time.sleep(delay)
@@ -296,6 +346,7 @@ def fetch(
     retries: int = 5,
     backoff: float = 1.0,
     timeout: float = 60.0,
+    deadline: float = DEADLINE,
     description: str | None = None,
     force: bool = False,
 ) -> Path:
@@ -305,8 +356,10 @@ def fetch(
     old file staying in place until the new one is verified). Checksums are optional; the sha256 of every new
     download is printed so users can pin it. Raises BrodenError naming every URL tried and why it failed.
     """
+    check_transfer_options(retries=retries, timeout=timeout, deadline=deadline)
     dest = Path(dest)
     exp = _Expected(dest.name, normalise_checksum(sha256, "sha256"), normalise_checksum(md5, "md5"), size)
+    ends = time.monotonic() + deadline
     urls = [u for u in urls if u]
     if not urls:
         raise BrodenError(f"no URL to download {dest.name} from; pass one with --url")
@@ -332,7 +385,7 @@ def fetch(
                     _copy_local(local, part, progress, task)
                 else:
                     _fetch_http(url, part, exp, retries=retries, backoff=backoff, timeout=timeout,
-                                progress=progress, task=task)
+                                progress=progress, task=task, deadline=ends)
                 try:
                     sha = _check_content(part.path, exp, progress)
                 except _BadContent:
@@ -341,7 +394,7 @@ def fetch(
                     # The kept part may have come from another file; fetch this URL once more from the start.
                     part.discard()
                     _fetch_http(url, part, exp, retries=retries, backoff=backoff, timeout=timeout,
-                                progress=progress, task=task)
+                                progress=progress, task=task, deadline=ends)
                     sha = _check_content(part.path, exp, progress)
             except _BadContent as exc:
                 part.discard()  # bad bytes are never kept, and never resumed

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from broden.dataset import META_FILE
 from broden.download.extract import extract
-from broden.download.fetch import fetch, normalise_checksum
+from broden.download.fetch import DEADLINE, check_transfer_options, fetch, normalise_checksum
 from broden.errors import BrodenError
 from broden.legacy import convert_legacy
 from broden.utils import atomic
@@ -213,6 +213,7 @@ def download_release(
     retries: int = 5,
     backoff: float = 1.0,
     timeout: float = 60.0,
+    deadline: float = DEADLINE,
 ) -> Path:
     """Fetch, extract, convert and validate ``broden1_<size>`` under ``dest``; return the converted dataset path.
 
@@ -220,6 +221,7 @@ def download_release(
     checksums. ``force`` redoes every stage; each old output stays in place until its replacement is complete.
     """
     release = get_release(size)
+    check_transfer_options(retries=retries, timeout=timeout, deadline=deadline)
     sha256, md5 = normalise_checksum(sha256, "sha256"), normalise_checksum(md5, "md5")
     paths = ReleasePaths(Path(dest), release)
     if not force and _validated(paths):
@@ -240,12 +242,17 @@ def download_release(
             retries=retries,
             backoff=backoff,
             timeout=timeout,
+            deadline=deadline,
             description=f"downloading {release.filename}",
             force=force,
         )
         extract(paths.archive, paths.unpacked)
     if plan.install:
-        root = _release_root(paths.unpacked, release, paths.archive)
+        try:
+            root = _release_root(paths.unpacked, release, paths.archive)
+        except BrodenError:
+            shutil.rmtree(paths.unpacked, ignore_errors=True)  # ours, and useless: the advice (download again) works
+            raise
         with atomic.atomic_path(paths.legacy, is_dir=True) as tmp:
             os.replace(root, tmp)
         shutil.rmtree(paths.unpacked, ignore_errors=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from broden.dataset import Broden, encode_row, write_dataset
+from broden.dataset import Broden, decode_image, encode_row, write_dataset
 from broden.errors import BrodenError
 from broden.labels import BRODEN_CATEGORIES, Category, Label, LabelTable, Membership
 from broden.masks import label_map_from_rgb
@@ -33,6 +33,7 @@ from broden.version import __version__
 
 INDEX_FIXED = ("image", "split", "ih", "iw", "sh", "sw")
 CHUNK_ROWS = 32
+RE_EXTRACT = "re-extract the Broden release"
 _CATEGORY_CELL = re.compile(r"^\s*([^()]+?)\s*\((\d+)\)\s*$")
 
 
@@ -40,25 +41,32 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tu
     """Header and (line number, fields) rows of a legacy CSV; every row must have the header's field count."""
     if not path.is_file():
         raise BrodenError(f"{path}: missing; a legacy Broden directory has index.csv, label.csv, category.csv, c_*.csv")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise BrodenError(f"{path}: empty file; re-download or re-extract the Broden release")
-        header = [h.strip() for h in header]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise BrodenError(f"{path}: header lacks column {missing[0]!r} (has {','.join(header)})")
-        rows = []
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise BrodenError(
-                    f"{path} line {reader.line_num}: {len(row)} fields, the header has {len(header)}; "
-                    "the file is damaged, re-extract it"
-                )
-            rows.append((reader.line_num, row))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise BrodenError(f"{path} line {line}: not UTF-8 text (byte "
+                          f"{raw[exc.start]:#04x}); the release's CSVs are UTF-8: re-extract it or convert the file "
+                          "to UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise BrodenError(f"{path}: empty file; re-download or re-extract the Broden release")
+    header = [h.strip() for h in header]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise BrodenError(f"{path}: header lacks column {missing[0]!r} (has {','.join(header)})")
+    rows = []
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise BrodenError(
+                f"{path} line {reader.line_num}: {len(row)} fields, the header has {len(header)}; "
+                "the file is damaged, re-extract it"
+            )
+        rows.append((reader.line_num, row))
     return header, rows
 
 
@@ -87,6 +95,9 @@ def read_label_table(src: Path, kinds: dict[str, str]) -> LabelTable:
     base: dict[int, dict[str, Any]] = {}
     for line, row in rows:
         number = _number(label_path, line, "number", row[col["number"]])
+        if number in base:
+            raise BrodenError(f"{label_path} line {line}: label {number} is listed twice (also line "
+                              f"{base[number]['line']}); each label number may appear once")
         cell = {}
         for piece in filter(None, row[col["category"]].split(";")):
             m = _CATEGORY_CELL.match(piece)
@@ -113,6 +124,9 @@ def read_label_table(src: Path, kinds: dict[str, str]) -> LabelTable:
             number = _number(c_path, line, "number", row[col["number"]])
             if number not in base:
                 raise BrodenError(f"{c_path} line {line}: label {number} is not in label.csv")
+            if cat in base[number]["members"]:
+                raise BrodenError(f"{c_path} line {line}: label {number} is listed twice; each label may appear "
+                                  "once per category")
             base[number]["members"][cat] = Membership(
                 _number(c_path, line, "code", row[col["code"]]),
                 _number(c_path, line, "frequency", row[col["frequency"]]),
@@ -181,16 +195,9 @@ class _Chunk:
 
 
 def _read_label_png(path: Path, where: str, shape: tuple[int, int]) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
     if not path.is_file():
         raise BrodenError(f"{where}: label map {path} is missing; re-extract the Broden release")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            arr = np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BrodenError(f"{where}: label map {path} does not decode ({exc}); re-extract the Broden release") from exc
+    arr = np.asarray(decode_image(path.read_bytes(), f"{where}: label map {path}", RE_EXTRACT))
     label_map = label_map_from_rgb(arr)
     if label_map.shape != shape:
         raise BrodenError(f"{where}: label map {path} is {label_map.shape[0]}x{label_map.shape[1]}, "
@@ -199,9 +206,10 @@ def _read_label_png(path: Path, where: str, shape: tuple[int, int]) -> np.ndarra
 
 
 def _convert_chunk(chunk: _Chunk) -> list[dict[str, Any]]:
-    """Worker: read the JPEG bytes and label PNGs of a chunk of index rows; return rows in the dataset schema."""
-    from PIL import Image, UnidentifiedImageError
+    """Worker: read the JPEG bytes and label PNGs of a chunk of index rows; return rows in the dataset schema.
 
+    Every image is decoded in full (the bytes are kept unchanged), so a truncated JPEG is refused here rather
+    than found by the first command that reads the dataset."""
     out = []
     for r in chunk.rows:
         where = f"{chunk.index} line {r.line} ({r.image})"
@@ -210,11 +218,7 @@ def _convert_chunk(chunk: _Chunk) -> list[dict[str, Any]]:
         if not image_path.is_file():
             raise BrodenError(f"{where}: image {image_path} is missing; re-extract the Broden release")
         data = image_path.read_bytes()
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                size = img.size
-        except (UnidentifiedImageError, OSError) as exc:
-            raise BrodenError(f"{where}: image {image_path} is not an image ({exc})") from exc
+        size = decode_image(data, f"{where}: image {image_path}", RE_EXTRACT).size
         if size != (iw, ih):
             raise BrodenError(f"{where}: image is {size[1]}x{size[0]}, index.csv says ih,iw = {ih},{iw}")
         label_maps = {cat: [_read_label_png(chunk.images / rel, where, (sh, sw)) for rel in r.cells.get(cat, [])]

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
+from broden.errors import BrodenError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -31,6 +33,8 @@ def choose_workers(requested: int | None, items: int, min_items: int) -> int:
     """``requested`` when given; otherwise all cores, but 1 for fewer than ``min_items`` items, where starting
     the pool (a second or two of imports per worker) would cost more than it saves."""
     if requested is not None:
+        if requested < 0:
+            raise BrodenError(f"--workers {requested}: give 0 or more (0 and 1 both work in this process)")
         return max(1, requested)
     return default_workers() if items >= min_items else 1
 

@@ -7,7 +7,7 @@ earlier versions at models/<name>/<version>/), and submissions/ (every submissio
 Every submission is validated first. Invalid ones are reported on stderr and in the site's "rejected submissions"
 section, and skipped; the rest of the site is still built. Exit status: 0 when at least one entry was built (even
 if some were rejected), 1 when none is valid (nothing is written). The output directory is replaced only when the
-new site is complete, and only if it is empty or a previous build. The pages load nothing from the network and work
+new site is complete, and only if it is empty or a previous build (or with --force). The pages load nothing from the network and work
 from file://.
 
 --release vN writes a citable snapshot instead: OUT/vN/ (OUT default: releases/) holds the site and release.json
@@ -26,6 +26,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from broden.utils.outputs import claim
+from broden.utils.text import clean
 from leaderboard.site import RELEASE_FILE, SUBMISSIONS, build, build_release
 from leaderboard.verified import VERIFIED, load_verified
 
@@ -36,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: site/; with --release, the releases directory: releases/)")
     parser.add_argument("--release", metavar="vN", help="write the immutable release snapshot OUT/vN/ instead")
+    parser.add_argument("--force", action="store_true",
+                        help="replace --out even when it holds files another command wrote")
     parser.add_argument("--verified", type=Path, default=VERIFIED,
                         help="maintainers' verification record, the only source of 'verified' badges "
                              "(default: leaderboard/verified.json)")
@@ -48,10 +52,13 @@ def run(args: argparse.Namespace) -> int:
         index = dest / "index.html"
         print(f"release {args.release}: {dest / RELEASE_FILE} lists {len(site.entries) + len(site.older)} files")
     else:
-        site = build(args.submissions, args.out or Path("site"), verified)
-        index = (args.out or Path("site")) / "index.html"
+        out = args.out or Path("site")
+        with claim(out, "leaderboard build", force=args.force, inputs=[args.submissions]) as output:
+            site = build(args.submissions, output.path, verified)
+            output.mark()
+        index = out / "index.html"
     for rejected in site.rejected:
-        print(f"rejected: {rejected.file}: {'; '.join(rejected.errors)}", file=sys.stderr)
+        print(clean(f"rejected: {rejected.file}: {'; '.join(rejected.errors)}"), file=sys.stderr)
     ranked = sum(e.ranked for e in site.entries)
     print(f"{index}: {len(site.entries)} entries ({ranked} ranked, "
           f"{len(site.entries) - ranked} other protocol), {len(site.rejected)} rejected")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from broden.utils.outputs import claim
+from broden.utils.text import clean
 from leaderboard.submit import earlier_versions, pull_request_help, submit
 
 
@@ -26,12 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    verdict, dest, changed = submit(args.file, args.dir, force=args.force)
+    # the submissions directory is a container (the command writes one named file in it): any existing directory
+    # is accepted; the lock keeps two submits from racing on one name
+    with claim(args.dir, "leaderboard submit", own=lambda _dir: True, clean_inside=True) as output:
+        verdict, dest, changed = submit(args.file, output.path, force=args.force)
     print(f"{'stored' if changed else 'already stored, unchanged'}: {dest} (protocol: {verdict.protocol})")
     for warning in verdict.warnings:
-        print(f"  not on the leaderboard protocol: {warning}")
+        print(clean(f"  not on the leaderboard protocol: {warning}"))
     for older in earlier_versions(dest):
         print(f"  note: {older.name} is an earlier scoring of the same model and layers; "
               "delete it in the same pull request if this one replaces it")
-    print(pull_request_help(dest, verdict.results["name"]))
+    print(clean(pull_request_help(dest, verdict.results["name"]), keep_newlines=True))
     return 0

@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from broden.utils.text import clean
 from leaderboard.validate import validate_submission
 
 
@@ -30,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
         if not verdict.ok:
             invalid += 1
             for error in verdict.errors:
-                print(f"error: {path}: {error}", file=sys.stderr)
+                print(clean(f"error: {path}: {error}"), file=sys.stderr)
             continue
         print(f"{path}: valid, protocol: {verdict.protocol}")
         for warning in verdict.warnings:
-            print(f"  not on the leaderboard protocol: {warning}")
+            print(clean(f"  not on the leaderboard protocol: {warning}"))
     return 1 if invalid else 0

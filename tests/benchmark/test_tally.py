@@ -166,6 +166,13 @@ def test_bad_inputs_raise_one_line_errors() -> None:
     acts, maps = torch.zeros(1, 2, 3, 3), torch.zeros(1, 3, 7, 7, dtype=torch.int64)
     with pytest.raises(BrodenError, match="outside"):
         tally.add(TallyInput(acts, maps + NUM_LABELS, [[]]), torch.zeros(2))
+    two, negative = torch.zeros(2, 3, 7, 7, dtype=torch.int64), torch.zeros(2, 3, 7, 7, dtype=torch.int64)
+    negative[1, 0, 0, 0] = -1  # would land in image 0's row of the per-image counts
+    with pytest.raises(BrodenError, match="outside"):
+        tally.add(TallyInput(torch.zeros(2, 2, 3, 3), two + negative, [[], []]), torch.zeros(2))
+    assert tally.images == 0 and int(tally.truth.sum()) == 0
+    with pytest.raises(BrodenError, match="fallback category"):
+        Tally(2, NUM_LABELS, CATS, PRIMARY, compat="netdissect-lite", fallback_category="animal")
     with pytest.raises(BrodenError, match="units"):
         tally.add(TallyInput(torch.zeros(1, 3, 3, 3), maps, [[]]), torch.zeros(3))
     with pytest.raises(BrodenError, match="compat"):

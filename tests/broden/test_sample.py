@@ -162,13 +162,17 @@ def test_cli_writes_prints_and_refuses_to_overwrite(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.splitlines()[0] == str(out)
     assert "8 images" in printed and "fingerprint sha256:" in printed
-    fp = broden.load(out).fingerprint
-    assert main(["sample", str(out), "--images", "8"]) == 2
+    assert main(["sample", str(out), "--images", "9"]) == 0  # its own finished output is replaced
+    assert len(broden.load(out)) == 9
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("years of work")
+    assert main(["sample", str(foreign), "--images", "8"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--force" in err and len(err.strip().splitlines()) == 1
-    assert broden.load(out).fingerprint == fp  # untouched
-    assert main(["sample", str(out), "--images", "9", "--force"]) == 0
-    assert len(broden.load(out)) == 9
+    assert [p.name for p in foreign.iterdir()] == ["thesis.tex"]  # untouched
+    assert main(["sample", str(foreign), "--images", "8", "--force"]) == 0
+    assert len(broden.load(foreign)) == 8
     a_file = tmp_path / "notes.txt"
     a_file.write_text("keep me")
     assert main(["sample", str(a_file), "--force"]) == 2

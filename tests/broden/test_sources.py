@@ -94,6 +94,9 @@ def test_pascal_context_objects_and_painted_parts(root):
     bus = imgs["2008_000007.jpg"].pixel["part"][0]
     assert bus[10, 10] == 0 and part_names[bus[1, 10]] == "roof" and part_names[bus[17, 2]] == "wheel"
     assert part_names[bus[31, 31]] == "horn"  # the horse keeps the cow's horns
+    person_head, horse_head = bus[21, 13], bus[37, 21]  # one raw label per (class, part), both named head
+    assert person_head != horse_head and part_names[person_head] == part_names[horse_head] == "head"
+    assert person_head == part[0, 5]  # the same class's head has one code in every image
 
 
 # -- OpenSurfaces -----------------------------------------------------------------------------------------------------

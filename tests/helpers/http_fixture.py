@@ -4,7 +4,8 @@
 scripted :class:`Reply` (and falls back to a normal reply once the script is used up). A normal reply honours
 ``Range`` (206 with ``Content-Range``), sends ``ETag`` and ``Last-Modified`` and honours ``If-Range``. Faults:
 ``Reply(status=500)``, ``Reply(drop_after=N)`` (send headers for the whole body, N bytes, then close the socket),
-``Reply(ignore_range=True)``, ``Reply(body=b"<html>...", content_type="text/html")``, ``Reply(delay=s)``.
+``Reply(ignore_range=True)``, ``Reply(body=b"<html>...", content_type="text/html")``, ``Reply(delay=s)``,
+``Reply(drip=s)`` (one body byte every s seconds).
 Every request is recorded (method, path, headers) for assertions. Unknown paths get 404.
 
 The server binds 127.0.0.1 on a free port, serves from daemon threads and is shut down when the ``http_server``
@@ -44,6 +45,7 @@ class Reply:
     drop_after: int | None = None  # close the connection after this many body bytes
     ignore_range: bool = False  # answer 200 with the whole body even when Range is asked for
     delay: float = 0.0  # sleep before answering (to trigger client timeouts)
+    drip: float = 0.0  # send the body one byte per this many seconds (a server too slow to finish)
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers
 
 
@@ -163,11 +165,11 @@ class HTTPFixture:
                     return self._send(h, 416, b"", "text/plain", headers, head=head)
                 status = 206
                 headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-        self._send(h, status, data[start:], ctype, headers, head=head, drop_after=reply.drop_after)
+        self._send(h, status, data[start:], ctype, headers, head=head, drop_after=reply.drop_after, drip=reply.drip)
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, headers: dict[str, str], *,
-              head: bool, drop_after: int | None = None) -> None:
+              head: bool, drop_after: int | None = None, drip: float = 0.0) -> None:
         try:
             h.send_response(status)
             h.send_header("Content-Type", ctype)
@@ -178,6 +180,13 @@ class HTTPFixture:
                 h.send_header("Connection", "close")
             h.end_headers()
             if head:
+                return
+            if drip:  # one byte at a time, for at most MAX_DELAY seconds, then the connection closes
+                for i in range(min(len(body), int(MAX_DELAY / drip))):
+                    h.wfile.write(body[i : i + 1])
+                    h.wfile.flush()
+                    time.sleep(drip)
+                h.close_connection = True
                 return
             h.wfile.write(body if drop_after is None else body[:drop_after])
             h.wfile.flush()

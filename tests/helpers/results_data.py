@@ -33,9 +33,11 @@ GREY = 200
 
 def make_dataset(path: Path) -> Broden:
     """Six uniform grey images; a dog in the top-left quarter of images 0-2, sky elsewhere, wood in image 3."""
-    table = LabelTable(
+    code = {(n, c): sum(c in cs for _, _, cs in LABELS[: i + 1]) for i, (n, _, cats) in enumerate(LABELS) for c in cats}
+    table = LabelTable(  # a consistent table (dense codes per category, frequencies summed), as validate wants
         [Category(c, k) for c, k in BRODEN_CATEGORIES],
-        [Label(n, name, 1, 1.0, {c: Membership(1, 1, 1.0) for c in cats}) for n, name, cats in LABELS],
+        [Label(n, name, len(cats), float(len(cats)), {c: Membership(code[(n, c)], 1, 1.0) for c in cats})
+         for n, name, cats in LABELS],
     )
     rows = []
     s = IMAGE // 2

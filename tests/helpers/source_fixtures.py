@@ -216,8 +216,8 @@ PASCAL_IMAGES = [  # (id, LabelMap boxes, objects: (class, class_ind, [(part_nam
                         ("engine_2", (25, 28, 30, 34))])]),
     ("2008_000007", [(259, 0, 40, 0, 40), (284, 10, 40, 10, 20)],
      [("bus", 6, [("frontside", (0, 20, 0, 20)), ("wheel_1", (15, 20, 0, 5)), ("roofside", (0, 3, 0, 20))]),
-      ("person", 15, []),
-      ("horse", 13, [("lhorn", (30, 32, 30, 32)), ("lfho", (35, 40, 35, 40))])]),
+      ("person", 15, [("head", (20, 24, 12, 16))]),  # heads of two classes in one image: two raw labels
+      ("horse", 13, [("lhorn", (30, 32, 30, 32)), ("lfho", (35, 40, 35, 40)), ("head", (36, 40, 20, 24))])]),
 ]
 
 

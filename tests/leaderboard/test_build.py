@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from broden.utils.outputs import MARKER
 from leaderboard.cli import main
-from leaderboard.site import MARKER
 from tests.helpers.submissions import (
     HOSTILE,
     SEED,
@@ -120,7 +120,7 @@ def test_build_never_replaces_a_directory_it_did_not_build(site: dict[str, Any],
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
     code, _, err = build(site["root"] / "submissions", precious)
-    assert code == 2 and "is not a leaderboard site" in err
+    assert code == 2 and "holds files not written by 'leaderboard build'" in err
     assert [p.name for p in precious.iterdir()] == ["thesis.tex"]
     rebuilt = tmp_path / "rebuilt"
     shutil.copytree(site["out"], rebuilt)

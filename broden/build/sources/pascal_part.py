@@ -17,6 +17,10 @@ has one (loop comments like "multiple engines" describe the loop, not the part),
 back, upper, lower and side are deleted. So ``lear`` -> "left ear" -> ``ear``, and bus/car sides become the empty
 name (unlabeled). MATLAB ``remove(...)`` lines are ignored as in the original, so the horse keeps the cow's horns;
 any other line the parser does not recognise stops the build.
+
+Raw part labels are *(VOC class, part name)* pairs, as in NetDissect's builder: person-head and horse-head are two
+raw labels, both named ``head``. Merging by name (:mod:`broden.build.unify`) then makes them one label whose
+frequency and coverage are the sums of theirs, so an image with the heads of two classes counts twice.
 """
 
 from __future__ import annotations
@@ -114,10 +118,11 @@ def read_part2ind(path: Path) -> dict[int, dict[str, str]]:
     return pimap
 
 
-def part_codes(pimap: dict[int, dict[str, str]]) -> dict[str, int]:
-    """Raw part codes: 1 + index in the sorted set of non-empty part names; the empty name is 0 (unlabeled)."""
-    names = sorted({n for parts in pimap.values() for n in parts.values() if n})
-    return {"": 0, **{n: i for i, n in enumerate(names, start=1)}}
+def part_codes(pimap: dict[int, dict[str, str]]) -> dict[tuple[int, str], int]:
+    """Raw part codes, one per (VOC class, part name) pair: 1 + index in the sorted set of pairs whose name is not
+    empty. Pairs with the empty name (bus/car sides) have no code: their pixels stay 0 (unlabeled)."""
+    pairs = sorted({(cls, n) for cls, parts in pimap.items() for n in parts.values() if n})
+    return {pair: i for i, pair in enumerate(pairs, start=1)}
 
 
 def _field(struct: np.ndarray, name: str) -> np.ndarray:
@@ -162,7 +167,7 @@ class Pascal(Source):
         codes = part_codes(read_part2ind(self.part2ind(root)))
         return {
             "object": pascal_context.read_labels(self.context_labels(root)),
-            "part": {code: [name] for name, code in codes.items() if code},
+            "part": {code: [name] for (_cls, name), code in codes.items()},
         }
 
     def load(self, root: Path, item: str) -> SourceImage:
@@ -192,7 +197,7 @@ class Pascal(Source):
                     mask = np.asarray(part["mask"]).astype(bool)
                     if mask.shape != out.shape:
                         raise fail(self.name, path, f"part mask {mask.shape} differs from LabelMap {out.shape}")
-                    out[mask] = codes[pimap[cls][code]]
+                    out[mask] = codes.get((cls, pimap[cls][code]), 0)
         except FileNotFoundError:
             raise fail(self.name, path, "file is missing") from None
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
