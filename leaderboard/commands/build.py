@@ -7,8 +7,8 @@ earlier versions at models/<name>/<version>/), and submissions/ (every submissio
 Every submission is validated first. Invalid ones are reported on stderr and in the site's "rejected submissions"
 section, and skipped; the rest of the site is still built. Exit status: 0 when at least one entry was built (even
 if some were rejected), 1 when none is valid (nothing is written). The output directory is replaced only when the
-new site is complete, and only if it is empty or a previous build (or with --force). The pages load nothing from the network and work
-from file://.
+new site is complete, and only if it is empty or a previous build (or with --force). The pages load nothing from the
+network and work from file://.
 
 --release vN writes a citable snapshot instead: OUT/vN/ (OUT default: releases/) holds the site and release.json
 (every entry with its sha256, the harness version that scored it and its dataset fingerprint, and the harness
