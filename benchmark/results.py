@@ -28,9 +28,13 @@ UNITS_CHECKED_ON_WRITE = 16
 #: Display order of the six Broden categories in summaries and tables.
 
 
-@lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    return json.loads(resources.files("benchmark").joinpath("schema/results-v1.json").read_text())
+RESULTS_SCHEMA_FILE = "results-v1.json"
+
+
+@lru_cache(maxsize=None)
+def schema(name: str = RESULTS_SCHEMA_FILE) -> dict[str, Any]:
+    """The JSON Schema ``benchmark/schema/<name>`` (default: the results schema)."""
+    return json.loads(resources.files("benchmark").joinpath(f"schema/{name}").read_text())
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -50,11 +54,11 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-@lru_cache(maxsize=1)
-def _validator() -> Any:
+@lru_cache(maxsize=None)
+def _validator(name: str = RESULTS_SCHEMA_FILE) -> Any:
     import jsonschema
 
-    raw = schema()
+    raw = schema(name)
     return jsonschema.Draft202012Validator(_inline_refs(raw, raw["$defs"]), format_checker=jsonschema.FormatChecker())
 
 
@@ -67,9 +71,15 @@ def _json_path(parts: Any) -> str:
 
 def validate_results(obj: Any, where: str = "results") -> None:
     """Raise a one-line BrodenError naming the JSON path and the reason of the first schema violation."""
+    validate_document(obj, RESULTS_SCHEMA_FILE, where)
+
+
+def validate_document(obj: Any, schema_file: str, where: str) -> None:
+    """:func:`validate_results` against the schema ``benchmark/schema/<schema_file>``."""
     import jsonschema
 
-    errors = sorted(_validator().iter_errors(obj), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(_validator(schema_file).iter_errors(obj),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         err = jsonschema.exceptions.best_match(errors) or errors[0]
         message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
@@ -146,15 +156,21 @@ def parse_json_strict(data: bytes, where: str) -> dict[str, Any]:
 
 def load_results(path: str | os.PathLike[str], *, max_bytes: int = MAX_RESULTS_BYTES) -> dict[str, Any]:
     """Read and validate a results file."""
+    return load_document(path, RESULTS_SCHEMA_FILE, "results", max_bytes=max_bytes)
+
+
+def load_document(path: str | os.PathLike[str], schema_file: str, what: str, *,
+                  max_bytes: int = MAX_RESULTS_BYTES) -> dict[str, Any]:
+    """Read a JSON file strictly (:func:`parse_json_strict`) and validate it against ``schema_file``."""
     path = Path(path)
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise BrodenError(f"{path}: cannot read results ({exc.strerror or exc}); check the path") from exc
+        raise BrodenError(f"{path}: cannot read {what} ({exc.strerror or exc}); check the path") from exc
     if size > max_bytes:
-        raise BrodenError(f"{path}: {size} bytes is over the {max_bytes}-byte limit for a results file")
+        raise BrodenError(f"{path}: {size} bytes is over the {max_bytes}-byte limit for a {what} file")
     obj = parse_json_strict(path.read_bytes(), str(path))
-    validate_results(obj, str(path))
+    validate_document(obj, schema_file, str(path))
     return obj
 
 
@@ -172,5 +188,15 @@ def write_results(path: str | os.PathLike[str], obj: dict[str, Any], *, check_ev
         layers = [{**layer, "units": layer["units"][:UNITS_CHECKED_ON_WRITE]} if "units" in layer else layer
                   for layer in obj.get("layers", [])]
         validate_results({**obj, "layers": layers}, str(path))
+    return _write(path, obj)
+
+
+def write_json(path: str | os.PathLike[str], obj: dict[str, Any], schema_file: str) -> Path:
+    """Validate ``obj`` against ``schema_file`` and write it atomically as compact JSON."""
+    validate_document(obj, schema_file, str(path))
+    return _write(path, obj)
+
+
+def _write(path: str | os.PathLike[str], obj: dict[str, Any]) -> Path:
     atomic.write_text(path, json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
     return Path(path)

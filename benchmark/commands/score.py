@@ -55,6 +55,7 @@ from pathlib import Path
 from benchmark import protocol
 from broden.download.releases import DEFAULT_DEST, ReleasePaths, get_release
 from broden.errors import BrodenError
+from broden.utils.cli import split_list
 from broden.utils.filenames import safe_name
 
 # the dataset `broden download` writes by default, so the two commands work together without flags
@@ -101,13 +102,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "detectors and unique concepts")
 
 
-def _split(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    return items or None
-
-
 def run(args: argparse.Namespace) -> int:
     from benchmark.api import Results, score
     from benchmark.scorer import Settings, score_activations
@@ -116,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.model is None) == (args.activations is None):
         raise BrodenError("give either MODEL (a model spec such as a .py file or torchvision:NAME) or --activations NPZ")
     settings = {
-        "quantile": args.quantile, "iou_threshold": args.iou_threshold, "categories": _split(args.categories),
+        "quantile": args.quantile, "iou_threshold": args.iou_threshold, "categories": split_list(args.categories),
         "compat": args.compat, "top_k": args.top_k, "batch_size": args.batch_size, "device": args.device,
         "amp": args.amp, "quiet": args.quiet, "cache_budget_bytes": int(args.cache_budget * 1e9),
         "keep_cache": args.keep_cache, "force": args.force, "checkpoint_every_s": args.checkpoint_every,
@@ -147,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         if args.name:
             model.name = args.name
         out = Path(args.out or Path("results") / safe_name(model.name, "model"))
-        results = score(model, dataset, layers=_split(args.layers), out=out, **settings)
+        results = score(model, dataset, layers=split_list(args.layers), out=out, **settings)
     if args.json:
         print(json.dumps(summary_record(results), indent=1))
     elif not args.quiet:
