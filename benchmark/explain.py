@@ -44,15 +44,18 @@ import torch
 
 from benchmark.activations import ActivationCache, RowBatches, SuppliedActivations, batch_loader
 from benchmark.checkpoint import KEY_FILE
-from benchmark.results import load_document, load_results, write_json
+from benchmark.results import (
+    EXPLANATIONS_FILE,
+    EXPLANATIONS_SCHEMA_FILE,
+    EXPLANATIONS_SCHEMA_VERSION,
+    load_results,
+    write_json,
+)
 from benchmark.tally import DEFAULT_CHUNK_ELEMENTS, active_pixel_chunks, label_hits
 from broden.dataset import Broden
 from broden.errors import BrodenError
 from broden.progress import track
 
-SCHEMA_VERSION = "broden-explanations/1"
-SCHEMA_FILE = "explanations-v1.json"
-EXPLANATIONS_FILE = "explanations.json"
 #: The operators, in the order the search tries them (the tie order).
 OPERATORS = ("OR", "AND", "AND NOT")
 _OR, _AND, _AND_NOT = 1, 2, 3  # operator codes; 0: no operator (a formula's first concept, or padding)
@@ -180,7 +183,7 @@ class BeamSearch:
         # factor ** (n - 1) for n = 1 .. 2 * max_length (concepts plus NOTs), as Python floats.
         self.weight = torch.tensor([factor**k for k in range(2 * self.max_length)], dtype=torch.float64,
                                    device=self.device)
-        z = dict(dtype=torch.int64, device=self.device)
+        z = {"dtype": torch.int64, "device": self.device}
         u, b, m = self.num_units, self.beam, self.max_length
         self.active = torch.zeros(u, **z)  # |U|
         self.single = torch.zeros(u, self.num_labels, **z)  # |U and c|
@@ -528,7 +531,6 @@ def explain(results_path: str | os.PathLike[str], settings: ExplainSettings | No
     ``OUT/explain-cache/``: running the same command again resumes after the last finished pass.
     """
     from benchmark.checkpoint import Checkpoint, run_key
-    from broden.dataset import load
 
     settings = settings or ExplainSettings()
     settings.check()
@@ -552,7 +554,7 @@ def explain(results_path: str | os.PathLike[str], settings: ExplainSettings | No
     key = run_key({"results": results.get("environment", {}).get("run_key") or results["created"],
                    "dataset": ds.fingerprint, "layers": [layer["name"] for layer in layers], "units": units,
                    "categories": categories, "max_length": settings.max_length, "beam": settings.beam,
-                   "complexity_penalty": settings.complexity_penalty, "schema": SCHEMA_VERSION})
+                   "complexity_penalty": settings.complexity_penalty, "schema": EXPLANATIONS_SCHEMA_VERSION})
     ckpt = Checkpoint(work, key)
     state = ckpt.open() or {}
     searches = {layer["name"]: BeamSearch(len(units), num_labels, beam=settings.beam, max_length=settings.max_length,
@@ -604,7 +606,7 @@ def explain(results_path: str | os.PathLike[str], settings: ExplainSettings | No
     doc = _document(results, results_path, ds, layers, units, categories, settings, searches, source.kind, timings)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / EXPLANATIONS_FILE
-    write_json(path, doc, SCHEMA_FILE)
+    write_json(path, doc, EXPLANATIONS_SCHEMA_FILE)
     ckpt.remove()
     return Outcome(path, doc, resumed)
 
@@ -699,7 +701,7 @@ def _document(results: dict[str, Any], results_path: Path, ds: Broden, layers: l
             })
         out_layers.append({"name": layer["name"], "num_units": layer["num_units"], "units": out_units})
     return {
-        "schema": SCHEMA_VERSION,
+        "schema": EXPLANATIONS_SCHEMA_VERSION,
         "name": results["name"],
         "results": {"file": str(results_path), "run_key": results.get("environment", {}).get("run_key"),
                     "created": results["created"]},
@@ -724,25 +726,3 @@ def _document(results: dict[str, Any], results_path: Path, ds: Broden, layers: l
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "layers": out_layers,
     }
-
-
-def explanation_summary(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per layer and formula length: units explained, mean IoU of the best formula of up to that length, and its
-    mean gain over the best single concept (the paper's headline: IoU grows with formula length)."""
-    rows = []
-    for layer in doc["layers"]:
-        explained = [u for u in layer["units"] if u["single"] is not None]
-        for k in range(doc["settings"]["max_length"]):
-            ious = [u["steps"][k]["iou"] for u in explained]
-            gains = [u["steps"][k]["iou"] - u["single"]["iou"] for u in explained]
-            rows.append({
-                "layer": layer["name"], "length": k + 1, "units": len(explained),
-                "mean_iou": sum(ious) / len(ious) if ious else 0.0,
-                "mean_gain": sum(gains) / len(gains) if gains else 0.0,
-            })
-    return rows
-
-
-def load_explanations(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate an explanations file."""
-    return load_document(path, SCHEMA_FILE, "explanations")

@@ -12,7 +12,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,13 @@ UNITS_CHECKED_ON_WRITE = 16
 
 
 RESULTS_SCHEMA_FILE = "results-v1.json"
+#: ``benchmark explain`` writes its formulas beside the results, in a file of its own schema.
+EXPLANATIONS_FILE = "explanations.json"
+EXPLANATIONS_SCHEMA_VERSION = "broden-explanations/1"
+EXPLANATIONS_SCHEMA_FILE = "explanations-v1.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema(name: str = RESULTS_SCHEMA_FILE) -> dict[str, Any]:
     """The JSON Schema ``benchmark/schema/<name>`` (default: the results schema)."""
     return json.loads(resources.files("benchmark").joinpath(f"schema/{name}").read_text())
@@ -54,7 +58,7 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(name: str = RESULTS_SCHEMA_FILE) -> Any:
     import jsonschema
 
@@ -157,6 +161,11 @@ def parse_json_strict(data: bytes, where: str) -> dict[str, Any]:
 def load_results(path: str | os.PathLike[str], *, max_bytes: int = MAX_RESULTS_BYTES) -> dict[str, Any]:
     """Read and validate a results file."""
     return load_document(path, RESULTS_SCHEMA_FILE, "results", max_bytes=max_bytes)
+
+
+def load_explanations(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate an explanations file (``benchmark explain``)."""
+    return load_document(path, EXPLANATIONS_SCHEMA_FILE, "explanations")
 
 
 def load_document(path: str | os.PathLike[str], schema_file: str, what: str, *,

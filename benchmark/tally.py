@@ -230,7 +230,7 @@ class Tally:
         }
 
     @classmethod
-    def from_state_dict(cls, state: dict, device: str | torch.device = "cpu") -> "Tally":
+    def from_state_dict(cls, state: dict, device: str | torch.device = "cpu") -> Tally:
         new = cls(
             state["num_units"], state["num_labels"], state["categories"], {},
             compat=state["compat"], upsample=state["upsample"], device=device,

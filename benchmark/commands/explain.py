@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.explain import ExplainSettings, explain, explanation_summary, parse_units
+    from benchmark.explain import ExplainSettings, explain, parse_units
+    from benchmark.summary import explanation_summary
 
     settings = ExplainSettings(
         layers=split_list(args.layers), units=parse_units(args.units) if args.units else None,

@@ -20,9 +20,16 @@ import json
 import sys
 from pathlib import Path
 
-from benchmark.results import load_results, parse_json_strict
-from broden.errors import BrodenError
+from benchmark.results import (
+    EXPLANATIONS_FILE,
+    EXPLANATIONS_SCHEMA_VERSION,
+    load_explanations,
+    load_results,
+    parse_json_strict,
+)
+from benchmark.summary import explanation_summary
 from benchmark.tables import print_summary_table, summary_columns, summary_json, summary_rows, to_csv
+from broden.errors import BrodenError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,10 +43,8 @@ EXPLANATION_COLUMNS = ("layer", "length", "units", "mean_iou", "mean_gain")
 
 
 def _explanations(path: Path) -> dict:
-    from benchmark.explain import EXPLANATIONS_FILE, SCHEMA_VERSION, load_explanations
-
     try:
-        own = parse_json_strict(path.read_bytes(), str(path)).get("schema") == SCHEMA_VERSION
+        own = parse_json_strict(path.read_bytes(), str(path)).get("schema") == EXPLANATIONS_SCHEMA_VERSION
     except OSError as exc:
         raise BrodenError(f"{path}: cannot read ({exc.strerror or exc}); check the path") from exc
     target = path if own else path.parent / EXPLANATIONS_FILE
@@ -50,8 +55,6 @@ def _explanations(path: Path) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     if args.explanations:
-        from benchmark.explain import explanation_summary
-
         rows = explanation_summary(_explanations(Path(args.results)))
         if args.format == "csv":
             sys.stdout.write(to_csv(rows, EXPLANATION_COLUMNS))

@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from naive_explain import OPS, concept_masks, naive_explain, unit_mask
+from naive_explain import concept_masks, naive_explain, unit_mask
 
 from benchmark.cli import main as benchmark_main
-from benchmark.explain import BeamSearch, ExplainSettings, explain, load_explanations, parse_units
+from benchmark.explain import BeamSearch, ExplainSettings, explain, parse_units
+from benchmark.results import load_explanations
 from broden.dataset import load
 from broden.errors import BrodenError
 
@@ -141,7 +142,7 @@ def test_planted_and_not_and_or_units_are_recovered_exactly(planted) -> None:
 
 def test_the_complexity_penalty_counts_not_as_a_term(planted) -> None:
     """With (1 - p)^2 < IoU(A) < 1 - p, `A AND NOT B` (3 terms) loses to A alone; were NOT free it would win."""
-    ds, (a1, b1), _, work = planted
+    _ds, (a1, _b1), _, work = planted
     single = explain(work / "out" / "results.json", ExplainSettings(units=[0], max_length=1, workers=0),
                      out=work / "p1").explanations["layers"][0]["units"][0]["single"]
     assert single["concepts"][0]["label_id"] == a1
@@ -191,7 +192,7 @@ def test_resume_after_an_interrupted_pass_gives_the_same_explanations(random_run
 
 
 def test_bad_inputs_are_one_line_errors(random_run, tmp_path) -> None:
-    ds, rows, acts, results, work = random_run
+    ds, rows, acts, _results, work = random_run
     res = work / "out" / "results.json"
     with pytest.raises(BrodenError, match="--units"):
         explain(res, ExplainSettings(units=[10], workers=0), out=tmp_path)
@@ -226,3 +227,27 @@ def test_label_sets_count_each_pixel_label_once() -> None:
     per_pixel = [sorted(set(sets.labels[sets.of_pixel[p]].tolist()) - {0}) for p in range(4)]
     assert per_pixel == [[3, 7], [3, 4, 7], [3, 7], [3, 5, 7]]
     assert int(sets.counts.sum()) == 4
+
+
+def test_report_shows_each_units_formula_beside_its_label(planted, tmp_path) -> None:
+    import shutil
+
+    from benchmark.report import build_report
+
+    ds, (a1, b1), _, work = planted
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("results.json", "top_maps.npz"):  # not the explanations.json other tests wrote there
+        shutil.copy(work / "out" / name, run / name)
+    plain, _ = build_report(run / "results.json", out=tmp_path / "plain")
+    assert "formula:" not in (plain / "layer-activations.html").read_text()
+    explain(run / "results.json", ExplainSettings(max_length=2, workers=0))
+    report, _ = build_report(run / "results.json", out=tmp_path / "report")
+    page = (report / "layer-activations.html").read_text()
+    assert f"formula: <b>{ds.labels.name(a1)} AND NOT {ds.labels.name(b1)}</b> (IoU 1.000" in page
+    assert page.count('class="others formula"') == 2
+    results = json.loads((run / "results.json").read_text())
+    results["created"] = "2000-01-01T00:00:00Z"
+    (run / "results.json").write_text(json.dumps(results))
+    with pytest.raises(BrodenError, match="explains another run"):
+        build_report(run / "results.json", out=tmp_path / "stale")
