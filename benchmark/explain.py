@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from benchmark.results import (
     write_json,
 )
 from benchmark.tally import DEFAULT_CHUNK_ELEMENTS, active_pixel_chunks, label_hits
+from broden import atomic
 from broden.dataset import Broden
 from broden.errors import BrodenError
 from broden.progress import track
@@ -101,7 +103,8 @@ class LabelSets:
 
     labels: torch.Tensor  # (R, K) int64: each distinct label set, sorted descending, 0-padded
     counts: torch.Tensor  # (R,) int64: pixels carrying exactly that set
-    of_pixel: torch.Tensor  # (B * sh * sw,) int64: the set of each pixel (row b * sh * sw + y * sw + x)
+    of_pixel: torch.Tensor | None  # (B * sh * sw,) int64: each pixel's set (row b * sh * sw + y * sw + x); None in
+    # a pass record, which keeps only what the later passes count
 
 
 def label_sets(label_maps: torch.Tensor, image_labels: Sequence[Sequence[int]], num_labels: int) -> LabelSets:
@@ -136,19 +139,19 @@ def label_sets(label_maps: torch.Tensor, image_labels: Sequence[Sequence[int]], 
 def unit_label_sets(
     acts: torch.Tensor, thresholds: torch.Tensor, sets: LabelSets, size: tuple[int, int], chunk_elements: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each unit's active pixels as ``(unit, label set, pixels)`` triples (one per distinct pair in a chunk)."""
+    """Each unit's active pixels as ``(unit, label set, pixels)`` triples, one per distinct (unit, set) pair."""
     num_sets, pixels = sets.labels.shape[0], size[0] * size[1]
-    units, set_idx, weights = [], [], []
-    for pb, pu, p_idx, s_idx in active_pixel_chunks(acts, thresholds, size, chunk_elements):
-        keys = pu[p_idx] * num_sets + sets.of_pixel[pb[p_idx] * pixels + s_idx]
-        distinct, counts = torch.unique(keys, return_counts=True)
-        units.append(distinct // num_sets)
-        set_idx.append(distinct % num_sets)
-        weights.append(counts)
-    if not units:
-        empty = torch.zeros(0, dtype=torch.int64, device=acts.device)
-        return empty, empty, empty
-    return torch.cat(units), torch.cat(set_idx), torch.cat(weights)
+    keys = [pu[p_idx] * num_sets + sets.of_pixel[pb[p_idx] * pixels + s_idx]
+            for pb, pu, p_idx, s_idx in active_pixel_chunks(acts, thresholds, size, chunk_elements)]
+    flat = torch.cat(keys) if keys else torch.zeros(0, dtype=torch.int64, device=acts.device)
+    bins = acts.shape[1] * num_sets
+    if bins <= 4 * flat.numel() + 2**20:  # a dense count is cheaper than sorting
+        counts = torch.bincount(flat, minlength=bins)
+        distinct = counts.nonzero().flatten()
+        counts = counts[distinct]
+    else:
+        distinct, counts = torch.unique(flat, return_counts=True)
+    return distinct // num_sets, distinct % num_sets, counts
 
 
 def _presence(rows: torch.Tensor, leaves: torch.Tensor) -> torch.Tensor:
@@ -368,13 +371,12 @@ class _Activations:
     """The explained units' activations, batch by batch in the run's row order, with the masks of ``categories``.
 
     In order of preference: the scorer's float16 cache beside the results (``score --keep-cache``, same run key),
-    the supplied ``.npz`` (results of ``score --activations``), or the model's forward pass. In the last case the
-    first pass also writes a float16 cache (``work/``) that the later passes read, while it fits the budget.
-    Activations are float16 in every path, as in ``score``.
+    the supplied ``.npz`` (results of ``score --activations``), or the model's forward pass. Activations are float16
+    in every path, as in ``score``.
     """
 
     def __init__(self, results: dict[str, Any], results_path: Path, dataset: Broden, layers: list[dict[str, Any]],
-                 units: list[int], categories: list[str], settings: ExplainSettings, work: Path,
+                 units: list[int], categories: list[str], settings: ExplainSettings,
                  model: str | None, activations: str | os.PathLike[str] | None) -> None:
         from benchmark.dissect import CACHE_DIR
 
@@ -382,13 +384,8 @@ class _Activations:
         self.layers = [layer["name"] for layer in layers]
         self.units = torch.tensor(units, dtype=torch.int64)
         self.num_rows = int(results["dataset"]["num_images"])
-        self.shapes = {layer["name"]: (len(units), *layer["shape"][1:]) for layer in layers}
         self.source = None
         self.scorer_cache: ActivationCache | None = None
-        self.own_cache: ActivationCache | None = None
-        self.own_cache_complete = False
-        self.own_cache_intact = False
-        self.work = work
         recorded = results["model"]
         if activations is not None or recorded["source"] == "activations":
             self._supplied(Path(activations if activations is not None else recorded["file"]))
@@ -436,37 +433,60 @@ class _Activations:
                               "(sha256 mismatch); pass the same model file with --model")
         self.source = ModelSource(loaded, self.dataset, self.layers, self.settings.device)
         self.kind = "model"
-        if ActivationCache.nbytes(self.shapes, self.num_rows) <= self.settings.cache_budget_bytes:
-            intact = ActivationCache.intact(self.work, self.shapes, self.num_rows)
-            self.own_cache = ActivationCache(self.work, self.shapes, self.num_rows, resume=intact)
-            self.own_cache_intact = intact
 
     def batches(self) -> Iterator[tuple[Any, dict[str, torch.Tensor]]]:
         """One pass: ``(Batch with label maps, {layer: (B, units, h, w) float16})``."""
         s = self.settings
-        cache = self.scorer_cache or (self.own_cache if self.own_cache_complete else None)
-        if cache is not None:
+        if self.scorer_cache is not None:
             rb = RowBatches(self.dataset, self.indices, s.batch_size, categories=self.categories)
             for batch in batch_loader(rb, s.workers):
-                acts = {name: cache.read(name, batch.start, batch.end) for name in self.layers}
-                if cache is self.scorer_cache:
-                    acts = {name: a[:, self.units] for name, a in acts.items()}
-                yield batch, acts
+                yield batch, {name: self.scorer_cache.read(name, batch.start, batch.end)[:, self.units]
+                              for name in self.layers}
             return
         for batch, acts in self.source.batches(s.batch_size, s.workers, 0, self.categories):
-            acts = {name: acts[name][:, self.units.to(acts[name].device)] for name in self.layers}
-            if self.own_cache is not None:
-                for name, a in acts.items():
-                    self.own_cache.write(name, batch.start, a)
-            yield batch, acts
-        if self.own_cache is not None:
-            self.own_cache.flush()
-            self.own_cache_complete = True
+            yield batch, {name: acts[name][:, self.units.to(acts[name].device)] for name in self.layers}
 
     def close(self) -> None:
-        for cache in (self.scorer_cache, self.own_cache):
-            if cache is not None:
-                cache.close()
+        if self.scorer_cache is not None:
+            self.scorer_cache.close()
+
+
+class _PassRecord:
+    """What the extension passes count, kept from the first pass: per batch, its label sets and each layer's
+    (unit, set, pixels) triples. Later passes read it instead of recomputing activations, masks and active pixels.
+    Written under ``directory`` while it stays under ``budget_bytes``; beyond that it is dropped and the later
+    passes recompute."""
+
+    def __init__(self, directory: Path, budget_bytes: int, device: torch.device) -> None:
+        self.dir, self.budget, self.device = directory, int(budget_bytes), device
+        self.batches, self.nbytes, self.dropped = 0, 0, False
+
+    def write(self, sets: LabelSets, triples: dict[str, tuple[torch.Tensor, ...]]) -> None:
+        if self.dropped:
+            return
+        item = {"labels": sets.labels.cpu(), "counts": sets.counts.cpu(),
+                "layers": {name: tuple(t.cpu() for t in ts) for name, ts in triples.items()}}
+        self.nbytes += sum(t.numel() * t.element_size() for ts in item["layers"].values() for t in ts)
+        self.nbytes += item["labels"].numel() * 8 + item["counts"].numel() * 8
+        if self.nbytes > self.budget:
+            self.drop()
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with atomic.atomic_path(self.dir / f"batch{self.batches:06d}.pt") as tmp:
+            torch.save(item, tmp)
+        self.batches += 1
+
+    def drop(self) -> None:
+        self.dropped = True
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def intact(self, batches: int) -> bool:
+        return all((self.dir / f"batch{i:06d}.pt").is_file() for i in range(batches))
+
+    def read(self) -> Iterator[tuple[LabelSets, dict[str, tuple[torch.Tensor, ...]]]]:
+        for i in range(self.batches):
+            item = torch.load(self.dir / f"batch{i:06d}.pt", map_location=self.device, weights_only=True)
+            yield LabelSets(item["labels"], item["counts"], None), item["layers"]
 
 
 class _TopImageCheck:
@@ -503,6 +523,23 @@ class Outcome:
     path: Path  # explanations.json
     explanations: dict[str, Any]
     resumed_passes: int  # passes taken from a checkpoint
+
+
+def _computed(source: _Activations, thresholds: dict[str, torch.Tensor], checks: dict[str, _TopImageCheck] | None,
+              num_labels: int, device: torch.device, chunk_elements: int, label: str
+              ) -> Iterator[tuple[LabelSets, dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]]:
+    """A pass from the activations and masks: per batch, its label sets and each layer's unit triples."""
+    for batch, acts in track(source.batches(), label, total=source.num_rows, advance_by=lambda item: len(item[0].ids)):
+        maps = batch.label_maps.to(device, non_blocking=True)
+        size = (int(maps.shape[2]), int(maps.shape[3]))
+        sets = label_sets(maps, batch.image_labels, num_labels)
+        triples = {}
+        for name, a in acts.items():
+            a = a.to(device).float()
+            if checks is not None:
+                checks[name].check(batch.start, a)
+            triples[name] = unit_label_sets(a, thresholds[name], sets, size, chunk_elements)
+        yield sets, triples
 
 
 def parse_units(text: str) -> list[int]:
@@ -565,8 +602,10 @@ def explain(results_path: str | os.PathLike[str], settings: ExplainSettings | No
     timings = dict(state.get("timings", {}))
     resumed = int(state.get("passes", 0))
     truth = state["truth"].to(device) if "truth" in state else torch.zeros(num_labels, dtype=torch.int64, device=device)
-    source = _Activations(results, results_path, ds, layers, units, categories, settings, work, model, activations)
-    source.own_cache_complete = bool(state.get("own_cache_complete")) and source.own_cache_intact
+    source = _Activations(results, results_path, ds, layers, units, categories, settings, model, activations)
+    record = _PassRecord(work / "passes", settings.cache_budget_bytes, device)
+    record.batches = int(state.get("recorded_batches", 0))
+    record_complete = bool(state.get("record_complete")) and record.intact(record.batches)
     thresholds = {layer["name"]: torch.tensor([layer["units"][u]["threshold"] for u in units], dtype=torch.float32,
                                               device=device) for layer in layers}
     try:
@@ -574,31 +613,35 @@ def explain(results_path: str | os.PathLike[str], settings: ExplainSettings | No
             t0 = time.perf_counter()
             for s in searches.values():
                 s.begin_pass()
-            checks = None
-            if p == 0:
-                row_of = {ds.ids[i]: r for r, i in enumerate(source.indices)}
-                checks = {layer["name"]: _TopImageCheck(layer, units, row_of, device) for layer in layers}
             label = f"explain pass {p + 1}/{settings.max_length}"
-            for batch, acts in track(source.batches(), label, total=source.num_rows,
-                                     advance_by=lambda item: len(item[0].ids)):
-                maps = batch.label_maps.to(device, non_blocking=True)
-                size = (int(maps.shape[2]), int(maps.shape[3]))
-                sets = label_sets(maps, batch.image_labels, num_labels)
+            if record_complete:
+                items = track(record.read(), label, total=record.batches)
+            else:
+                checks = None
+                if p == 0:
+                    row_of = {ds.ids[i]: r for r, i in enumerate(source.indices)}
+                    checks = {layer["name"]: _TopImageCheck(layer, units, row_of, device) for layer in layers}
+                items = _computed(source, thresholds, checks, num_labels, device, settings.chunk_elements, label)
+                recording = p + 1 < settings.max_length
+                if recording:
+                    record.drop()
+                    record.batches, record.nbytes, record.dropped = 0, 0, False
+            for sets, triples in items:
                 if p == 0:
                     zeros = torch.zeros(sets.labels.shape[0], dtype=torch.int64, device=device)
                     truth += label_hits(zeros, sets.labels, 1, num_labels, sets.counts)[0]
-                for name, a in acts.items():
-                    a = a.to(device).float()
-                    if checks is not None:
-                        checks[name].check(batch.start, a)
-                    triples = unit_label_sets(a, thresholds[name], sets, size, settings.chunk_elements)
-                    searches[name].add(sets, *triples)
+                for name, t in triples.items():
+                    searches[name].add(sets, *t)
+                if not record_complete and recording:
+                    record.write(sets, triples)
+            if not record_complete and recording and not record.dropped:
+                record_complete = True
             truth[0] = 0
             for s in searches.values():
                 s.finish(truth)
             timings[f"pass{p + 1}_s"] = round(time.perf_counter() - t0, 3)
-            ckpt.save({"passes": p + 1, "truth": truth.cpu(), "timings": timings,
-                       "own_cache_complete": source.own_cache_complete,
+            ckpt.save({"passes": p + 1, "truth": truth.cpu(), "timings": timings, "record_complete": record_complete,
+                       "recorded_batches": record.batches,
                        "searches": {k: s.state_dict() for k, s in searches.items()}})
     finally:
         source.close()

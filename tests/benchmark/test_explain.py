@@ -251,3 +251,39 @@ def test_report_shows_each_units_formula_beside_its_label(planted, tmp_path) -> 
     (run / "results.json").write_text(json.dumps(results))
     with pytest.raises(BrodenError, match="explains another run"):
         build_report(run / "results.json", out=tmp_path / "stale")
+
+
+MODEL_FILE = '''
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+LAYERS = ["conv"]
+
+
+def build_model():
+    torch.manual_seed(0)
+    return nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 6, 5, stride=4), pool=nn.AdaptiveAvgPool2d(1)))
+'''
+
+
+def test_model_scorer_cache_and_recomputed_passes_give_the_same_explanations(tmp_path) -> None:
+    """The three ways to the activations (the model's forward pass, the scorer's kept cache) and the two ways to
+    the later passes (the first pass's record, or recomputing when it is over budget) agree exactly."""
+    from broden.sample import write_sample
+
+    ds = write_sample(tmp_path / "ds", num_images=24, size=64).path
+    model = tmp_path / "tiny.py"
+    model.write_text(MODEL_FILE)
+    for out, extra in (("plain", []), ("kept", ["--keep-cache"])):
+        assert benchmark_main(["score", str(model), "--dataset", str(ds), "--out", str(tmp_path / out),
+                               "--workers", "0", *extra]) == 0
+    settings = ExplainSettings(workers=0)
+    from_model = explain(tmp_path / "plain" / "results.json", settings).explanations
+    from_cache = explain(tmp_path / "kept" / "results.json", settings).explanations
+    recomputed = explain(tmp_path / "plain" / "results.json", ExplainSettings(workers=0, cache_budget_bytes=0),
+                         out=tmp_path / "recomputed").explanations
+    assert (from_model["settings"]["activations"], from_cache["settings"]["activations"]) == ("model", "scorer-cache")
+    assert from_model["layers"] == from_cache["layers"] == recomputed["layers"]
+    assert any(u["formula"] is not None and u["formula"]["length"] == 3 for u in from_model["layers"][0]["units"])
