@@ -191,21 +191,18 @@ def write_results(path: str | os.PathLike[str], obj: dict[str, Any], *, check_ev
     document is checked but only the first units of each layer, because validating every unit of a wide layer costs
     more than tallying a small dataset. Readers always check everything.
     """
+    return write_json(path, obj, RESULTS_SCHEMA_FILE, check_every_unit=check_every_unit)
+
+
+def write_json(path: str | os.PathLike[str], obj: dict[str, Any], schema_file: str, *,
+               check_every_unit: bool = True) -> Path:
+    """Validate ``obj`` against ``schema_file`` and write it atomically as compact JSON (``check_every_unit``: as
+    in :func:`write_results`, for documents with ``layers[].units``)."""
     if check_every_unit:
-        validate_results(obj, str(path))
+        validate_document(obj, schema_file, str(path))
     else:
         layers = [{**layer, "units": layer["units"][:UNITS_CHECKED_ON_WRITE]} if "units" in layer else layer
                   for layer in obj.get("layers", [])]
-        validate_results({**obj, "layers": layers}, str(path))
-    return _write(path, obj)
-
-
-def write_json(path: str | os.PathLike[str], obj: dict[str, Any], schema_file: str) -> Path:
-    """Validate ``obj`` against ``schema_file`` and write it atomically as compact JSON."""
-    validate_document(obj, schema_file, str(path))
-    return _write(path, obj)
-
-
-def _write(path: str | os.PathLike[str], obj: dict[str, Any]) -> Path:
+        validate_document({**obj, "layers": layers}, schema_file, str(path))
     atomic.write_text(path, json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
     return Path(path)
