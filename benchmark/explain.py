@@ -53,10 +53,10 @@ from benchmark.results import (
     write_json,
 )
 from benchmark.tally import DEFAULT_CHUNK_ELEMENTS, active_pixel_chunks, label_hits
-from broden import atomic
 from broden.dataset import Broden
 from broden.errors import BrodenError
-from broden.progress import track
+from broden.utils import atomic
+from broden.utils.progress import track
 
 #: The operators, in the order the search tries them (the tie order).
 OPERATORS = ("OR", "AND", "AND NOT")
@@ -82,6 +82,8 @@ class ExplainSettings:
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
 
     def check(self) -> None:
+        if self.device == "auto":
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if not 1 <= self.max_length <= 10:
             raise BrodenError(f"--max-length {self.max_length}: must be between 1 and 10 concepts")
         if not 1 <= self.beam <= 100:
@@ -378,12 +380,13 @@ class _Activations:
     def __init__(self, results: dict[str, Any], results_path: Path, dataset: Broden, layers: list[dict[str, Any]],
                  units: list[int], categories: list[str], settings: ExplainSettings,
                  model: str | None, activations: str | os.PathLike[str] | None) -> None:
-        from benchmark.dissect import CACHE_DIR
+        from benchmark.scorer import CACHE_DIR
 
         self.dataset, self.categories, self.settings = dataset, categories, settings
         self.layers = [layer["name"] for layer in layers]
         self.units = torch.tensor(units, dtype=torch.int64)
         self.num_rows = int(results["dataset"]["num_images"])
+        self.amp = bool(results["protocol"].get("amp"))  # the forward pass as scored
         self.source = None
         self.scorer_cache: ActivationCache | None = None
         recorded = results["model"]
@@ -405,19 +408,19 @@ class _Activations:
                               f"{self.num_rows}; pass the --activations or model of that run")
 
     def _supplied(self, path: Path) -> None:
-        from benchmark.sources import SuppliedSource
+        from benchmark.activations.producers import SuppliedProducer
 
         supplied = SuppliedActivations(path, self.dataset)
         if self.layers != [supplied.layer]:
             raise BrodenError(f"{path}: holds layer {supplied.layer!r}, the explained layers are {self.layers}; "
                               "pass the activations the results were scored from")
-        self.source = SuppliedSource(supplied, self.dataset)
+        self.source = SuppliedProducer(supplied, self.dataset)
         self.indices = supplied.indices
         self.kind = "activations"
 
     def _model(self, spec: str | None, recorded: dict[str, Any]) -> None:
-        from benchmark.model_file import load_model
-        from benchmark.sources import ModelSource
+        from benchmark.activations.producers import ModelProducer
+        from benchmark.models.loader import load_model
 
         if spec is None:
             if recorded["source"] == "torchvision" and recorded.get("architecture"):
@@ -431,7 +434,7 @@ class _Activations:
         if recorded.get("file_sha256") and loaded.file_sha256 and loaded.file_sha256 != recorded["file_sha256"]:
             raise BrodenError(f"{spec}: this model file differs from the one the results were scored with "
                               "(sha256 mismatch); pass the same model file with --model")
-        self.source = ModelSource(loaded, self.dataset, self.layers, self.settings.device)
+        self.source = ModelProducer(loaded, self.dataset, self.layers, self.settings.device, amp=self.amp)
         self.kind = "model"
 
     def batches(self) -> Iterator[tuple[Any, dict[str, torch.Tensor]]]:
@@ -721,7 +724,7 @@ def _formulas(step: dict[str, torch.Tensor], ds: Broden, primary: dict[int, str]
 def _document(results: dict[str, Any], results_path: Path, ds: Broden, layers: list[dict[str, Any]],
               units: list[int], categories: list[str], settings: ExplainSettings,
               searches: dict[str, BeamSearch], kind: str, timings: dict[str, float]) -> dict[str, Any]:
-    from broden import __version__
+    from broden.version import __version__
 
     primary = ds.labels.primary_categories(categories)
     out_layers = []

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-from broden.cli_util import split_list
+from broden.utils.cli import split_list
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", metavar="PATH", help="the dataset scored on (default: the path in the results)")
     parser.add_argument("--model", metavar="MODEL", help="model file or torchvision:NAME (default: the recorded one)")
     parser.add_argument("--activations", metavar="NPZ", help="activations npz (default: the recorded one)")
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 (default: cpu)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, auto (default: cpu)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
     parser.add_argument("--workers", type=int, default=None,
                         help="DataLoader worker processes decoding images and masks (default: min(4, CPUs))")

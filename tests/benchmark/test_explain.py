@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from naive_explain import concept_masks, naive_explain, unit_mask
 
 from benchmark.cli import main as benchmark_main
 from benchmark.explain import BeamSearch, ExplainSettings, explain, parse_units
 from benchmark.results import load_explanations
 from broden.dataset import load
 from broden.errors import BrodenError
+from tests.helpers.naive_explain import concept_masks, naive_explain, unit_mask
 
 
 def _score(npz, dataset, out, *extra) -> dict:
@@ -232,7 +232,7 @@ def test_label_sets_count_each_pixel_label_once() -> None:
 def test_report_shows_each_units_formula_beside_its_label(planted, tmp_path) -> None:
     import shutil
 
-    from benchmark.report import build_report
+    from benchmark.html.report import build_report
 
     ds, (a1, b1), _, work = planted
     run = tmp_path / "run"
