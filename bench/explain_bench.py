@@ -27,9 +27,9 @@ MODEL = REPO / "examples" / "mobilenet_v2.py"
 
 
 def main() -> None:
-    from benchmark.scorer import CACHE_DIR, Settings, score_model
     from benchmark.explain import ExplainSettings, explain
     from benchmark.models.loader import load_model
+    from benchmark.scorer import CACHE_DIR, Settings, score_model
     from benchmark.summary import explanation_summary
     from broden.dataset import load
     from broden.sample import write_sample
