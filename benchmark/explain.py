@@ -422,15 +422,19 @@ class _Activations:
         from benchmark.activations.producers import ModelProducer
         from benchmark.models.loader import load_model
 
+        weights = recorded.get("weights") or {}
+        seed = int(weights.get("seed", 0)) if weights.get("kind") == "random" else 0
         if spec is None:
             if recorded["source"] == "torchvision" and recorded.get("architecture"):
-                spec = f"torchvision:{recorded['architecture']}"
-            elif recorded["source"] == "file" and recorded.get("file"):
+                choice = "none" if weights.get("kind") == "random" else str(weights.get("enum", "DEFAULT")).split(".")[-1]
+                spec = f"torchvision:{recorded['architecture']}:{choice}"
+            elif recorded.get("file"):
                 spec = recorded["file"]
             else:
                 raise BrodenError("the results name no model file to recompute activations from; pass --model MODEL "
                                   "or --activations NPZ")
-        loaded = load_model(spec)
+        weights_file = weights.get("file") if weights.get("kind") == "file" else None
+        loaded = load_model(spec, weights_file=weights_file, seed=seed)
         if recorded.get("file_sha256") and loaded.file_sha256 and loaded.file_sha256 != recorded["file_sha256"]:
             raise BrodenError(f"{spec}: this model file differs from the one the results were scored with "
                               "(sha256 mismatch); pass the same model file with --model")

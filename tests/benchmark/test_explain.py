@@ -287,3 +287,12 @@ def test_model_scorer_cache_and_recomputed_passes_give_the_same_explanations(tmp
     assert (from_model["settings"]["activations"], from_cache["settings"]["activations"]) == ("model", "scorer-cache")
     assert from_model["layers"] == from_cache["layers"] == recomputed["layers"]
     assert any(u["formula"] is not None and u["formula"]["length"] == 3 for u in from_model["layers"][0]["units"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_same_explanations_as_the_cpu(random_run) -> None:
+    _, _, _, _, work = random_run
+    cpu = explain(work / "out" / "results.json", ExplainSettings(workers=0), out=work / "on-cpu").explanations
+    cuda = explain(work / "out" / "results.json", ExplainSettings(workers=0, device="cuda"),
+                   out=work / "on-cuda").explanations
+    assert cuda["layers"] == cpu["layers"]
