@@ -80,6 +80,7 @@ class ExplainSettings:
     workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
     cache_budget_bytes: int = 8 * 10**9
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+    checkpoint_every_s: float = 60.0
 
     def check(self) -> None:
         if self.device == "auto":
@@ -282,6 +283,7 @@ class BeamSearch:
             self._start(truth.to(self.device))
         else:
             self._extend()
+            del self._with_c, self._f_and_c
         self.passes_done += 1
         self.steps.append({k: getattr(self, k)[:, 0].clone() for k in
                            ("leaves", "ops", "length", "nodes", "inter", "size", "iou", "score")})
@@ -346,11 +348,17 @@ class BeamSearch:
         """The search between passes, as CPU tensors (``torch.save``-able)."""
         names = ("active", "single", "leaves", "ops", "length", "nodes", "inter", "size", "iou", "score", "weight")
         state: dict[str, Any] = {k: getattr(self, k).cpu() for k in names}
+        if self.passes_done and hasattr(self, "_with_c"):  # an extension pass under way: its counts so far
+            state["pass_counts"] = {"with_c": self._with_c.cpu(), "f_and_c": self._f_and_c.cpu()}
         state.update(passes_done=self.passes_done, steps=[{k: v.cpu() for k, v in s.items()} for s in self.steps],
                      truth=None if self.truth is None else self.truth.cpu(),
                      candidate=getattr(self, "candidate", torch.zeros(0, dtype=torch.bool)).cpu(),
                      shape=(self.num_units, self.num_labels, self.beam, self.max_length))
         return state
+
+    def load_pass_counts(self, counts: dict[str, torch.Tensor]) -> None:
+        """After :meth:`begin_pass` of an interrupted extension pass: the counts it had reached."""
+        self._with_c, self._f_and_c = counts["with_c"].to(self.device), counts["f_and_c"].to(self.device)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k in ("active", "single", "leaves", "ops", "length", "nodes", "inter", "size", "iou", "score", "weight"):
@@ -441,16 +449,16 @@ class _Activations:
         self.source = ModelProducer(loaded, self.dataset, self.layers, self.settings.device, amp=self.amp)
         self.kind = "model"
 
-    def batches(self) -> Iterator[tuple[Any, dict[str, torch.Tensor]]]:
-        """One pass: ``(Batch with label maps, {layer: (B, units, h, w) float16})``."""
+    def batches(self, first_row: int = 0) -> Iterator[tuple[Any, dict[str, torch.Tensor]]]:
+        """One pass from ``first_row`` on: ``(Batch with label maps, {layer: (B, units, h, w) float16})``."""
         s = self.settings
         if self.scorer_cache is not None:
-            rb = RowBatches(self.dataset, self.indices, s.batch_size, categories=self.categories)
+            rb = RowBatches(self.dataset, self.indices, s.batch_size, categories=self.categories, first_row=first_row)
             for batch in batch_loader(rb, s.workers):
                 yield batch, {name: self.scorer_cache.read(name, batch.start, batch.end)[:, self.units]
                               for name in self.layers}
             return
-        for batch, acts in self.source.batches(s.batch_size, s.workers, 0, self.categories):
+        for batch, acts in self.source.batches(s.batch_size, s.workers, first_row, self.categories):
             yield batch, {name: acts[name][:, self.units.to(acts[name].device)] for name in self.layers}
 
     def close(self) -> None:
@@ -490,10 +498,11 @@ class _PassRecord:
     def intact(self, batches: int) -> bool:
         return all((self.dir / f"batch{i:06d}.pt").is_file() for i in range(batches))
 
-    def read(self) -> Iterator[tuple[LabelSets, dict[str, tuple[torch.Tensor, ...]]]]:
-        for i in range(self.batches):
+    def read(self, first: int = 0) -> Iterator[tuple[LabelSets, dict[str, tuple[torch.Tensor, ...]], int]]:
+        """The recorded batches from batch ``first`` on (the third item, a batch's end row, is not kept: 0)."""
+        for i in range(first, self.batches):
             item = torch.load(self.dir / f"batch{i:06d}.pt", map_location=self.device, weights_only=True)
-            yield LabelSets(item["labels"], item["counts"], None), item["layers"]
+            yield LabelSets(item["labels"], item["counts"], None), item["layers"], 0
 
 
 class _TopImageCheck:
@@ -532,11 +541,13 @@ class Outcome:
     resumed_passes: int  # passes taken from a checkpoint
 
 
-def _computed(source: _Activations, thresholds: dict[str, torch.Tensor], checks: dict[str, _TopImageCheck] | None,
-              num_labels: int, device: torch.device, chunk_elements: int, label: str
-              ) -> Iterator[tuple[LabelSets, dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]]:
-    """A pass from the activations and masks: per batch, its label sets and each layer's unit triples."""
-    for batch, acts in track(source.batches(), label, total=source.num_rows, advance_by=lambda item: len(item[0].ids)):
+def _computed(source: _Activations, first_row: int, thresholds: dict[str, torch.Tensor],
+              checks: dict[str, _TopImageCheck] | None, num_labels: int, device: torch.device, chunk_elements: int,
+              label: str) -> Iterator[tuple[LabelSets, dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], int]]:
+    """A pass from the activations and masks, from ``first_row`` on: per batch, its label sets, each layer's unit
+    triples and the batch's end row."""
+    stream = source.batches(first_row)
+    for batch, acts in track(stream, label, total=source.num_rows - first_row, advance_by=lambda item: len(item[0].ids)):
         maps = batch.label_maps.to(device, non_blocking=True)
         size = (int(maps.shape[2]), int(maps.shape[3]))
         sets = label_sets(maps, batch.image_labels, num_labels)
@@ -546,7 +557,7 @@ def _computed(source: _Activations, thresholds: dict[str, torch.Tensor], checks:
             if checks is not None:
                 checks[name].check(batch.start, a)
             triples[name] = unit_label_sets(a, thresholds[name], sets, size, chunk_elements)
-        yield sets, triples
+        yield sets, triples, batch.end
 
 
 def parse_units(text: str) -> list[int]:
@@ -571,8 +582,9 @@ def explain(results_path: str | os.PathLike[str], settings: ExplainSettings | No
 
     The activations are recomputed as ``score`` computed them (see :class:`_Activations`; ``model`` and
     ``activations`` override what the results record) and checked against the recorded top images; the dataset
-    (default: the recorded path) must have the recorded fingerprint. A checkpoint is saved after every pass under
-    ``OUT/explain-cache/``: running the same command again resumes after the last finished pass.
+    (default: the recorded path) must have the recorded fingerprint. A checkpoint is saved under
+    ``OUT/explain-cache/`` every ``checkpoint_every_s`` and after every pass: running the same command again resumes
+    where it stopped, with the same explanations.
     """
     from benchmark.checkpoint import Checkpoint, run_key
 
@@ -608,48 +620,67 @@ def explain(results_path: str | os.PathLike[str], settings: ExplainSettings | No
         searches[name].load_state_dict(s)
     timings = dict(state.get("timings", {}))
     resumed = int(state.get("passes", 0))
+    row, done_batches = int(state.get("row", 0)), int(state.get("batch", 0))  # within the unfinished pass
     truth = state["truth"].to(device) if "truth" in state else torch.zeros(num_labels, dtype=torch.int64, device=device)
     source = _Activations(results, results_path, ds, layers, units, categories, settings, model, activations)
     record = _PassRecord(work / "passes", settings.cache_budget_bytes, device)
     record.batches = int(state.get("recorded_batches", 0))
     record_complete = bool(state.get("record_complete")) and record.intact(record.batches)
+    if not record_complete and row and not record.intact(record.batches):
+        row, done_batches = 0, 0  # the record of this pass's first batches is gone: redo the pass
     thresholds = {layer["name"]: torch.tensor([layer["units"][u]["threshold"] for u in units], dtype=torch.float32,
                                               device=device) for layer in layers}
+    last_save = time.perf_counter()
+
+    def save(passes: int) -> None:
+        ckpt.save({"passes": passes, "row": row, "batch": done_batches, "truth": truth.cpu(), "timings": timings,
+                   "record_complete": record_complete, "recorded_batches": record.batches,
+                   "searches": {k: s.state_dict() for k, s in searches.items()}})
+
     try:
         for p in range(resumed, settings.max_length):
-            t0 = time.perf_counter()
-            for s in searches.values():
+            t0 = time.perf_counter() - timings.pop("unfinished_pass_s", 0.0)
+            for name, s in searches.items():
                 s.begin_pass()
+                if done_batches and "pass_counts" in state["searches"][name]:
+                    s.load_pass_counts(state["searches"][name]["pass_counts"])
             label = f"explain pass {p + 1}/{settings.max_length}"
+            recording = not record_complete and p + 1 < settings.max_length
             if record_complete:
-                items = track(record.read(), label, total=record.batches)
+                items = track(record.read(done_batches), label, total=record.batches - done_batches)
             else:
                 checks = None
                 if p == 0:
                     row_of = {ds.ids[i]: r for r, i in enumerate(source.indices)}
                     checks = {layer["name"]: _TopImageCheck(layer, units, row_of, device) for layer in layers}
-                items = _computed(source, thresholds, checks, num_labels, device, settings.chunk_elements, label)
-                recording = p + 1 < settings.max_length
-                if recording:
+                items = _computed(source, row, thresholds, checks, num_labels, device, settings.chunk_elements, label)
+                if recording and not done_batches:
                     record.drop()
                     record.batches, record.nbytes, record.dropped = 0, 0, False
-            for sets, triples in items:
+            for sets, triples, end in items:
                 if p == 0:
                     zeros = torch.zeros(sets.labels.shape[0], dtype=torch.int64, device=device)
                     truth += label_hits(zeros, sets.labels, 1, num_labels, sets.counts)[0]
                 for name, t in triples.items():
                     searches[name].add(sets, *t)
-                if not record_complete and recording:
+                if recording:
                     record.write(sets, triples)
-            if not record_complete and recording and not record.dropped:
+                row, done_batches = end, done_batches + 1
+                if time.perf_counter() - last_save >= settings.checkpoint_every_s:
+                    timings["unfinished_pass_s"] = round(time.perf_counter() - t0, 3)
+                    save(p)
+                    del timings["unfinished_pass_s"]
+                    last_save = time.perf_counter()
+            if recording and not record.dropped:
                 record_complete = True
             truth[0] = 0
             for s in searches.values():
                 s.finish(truth)
             timings[f"pass{p + 1}_s"] = round(time.perf_counter() - t0, 3)
-            ckpt.save({"passes": p + 1, "truth": truth.cpu(), "timings": timings, "record_complete": record_complete,
-                       "recorded_batches": record.batches,
-                       "searches": {k: s.state_dict() for k, s in searches.items()}})
+            row, done_batches = 0, 0
+            state = {}
+            save(p + 1)
+            last_save = time.perf_counter()
     finally:
         source.close()
     timings["total_s"] = round(sum(v for k, v in timings.items() if k.startswith("pass")), 3)

@@ -8,7 +8,7 @@ Uses the run's thresholds and dataset (checked by fingerprint). Activations come
 --activations / --model given here), checked against the recorded top images. One pass over the data per formula
 length, for all units at once. Writes OUT/explanations.json (schema broden-explanations/1), by default beside the
 results; 'benchmark report' then shows each unit's formula, 'benchmark summary --explanations' the IoU gains.
-Interrupted runs resume after the last finished pass.
+Interrupted runs resume where they stopped (checkpoints under OUT/explain-cache/).
 
 examples:
   benchmark explain results/mobilenet_v2/results.json
@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--activations", metavar="NPZ", help="activations npz (default: the recorded one)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, auto (default: cpu)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
+    parser.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                        help="save resumable state this often, and after every pass (default: 60)")
     parser.add_argument("--workers", type=int, default=None,
                         help="DataLoader worker processes decoding images and masks (default: min(4, CPUs))")
 
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         layers=split_list(args.layers), units=parse_units(args.units) if args.units else None,
         max_length=args.max_length, beam=args.beam, complexity_penalty=args.complexity_penalty,
         categories=split_list(args.categories), device=args.device, batch_size=args.batch_size,
+        checkpoint_every_s=args.checkpoint_every,
     )
     if args.workers is not None:
         settings.workers = args.workers

@@ -171,6 +171,34 @@ def test_cli_writes_validated_explanations_and_the_summary_prints_gains(planted,
     assert length2[1:3] == ["2", "2"] and float(length2[3]) == 1.0 and float(length2[4]) > 0
 
 
+@pytest.mark.parametrize("interrupted_pass", [0, 1])
+def test_resume_in_the_middle_of_a_pass_gives_the_same_explanations(random_run, monkeypatch, interrupted_pass) -> None:
+    _, _, _, _, work = random_run
+    settings = ExplainSettings(units=[0, 1, 2], workers=0, batch_size=8, checkpoint_every_s=0)
+    whole = explain(work / "out" / "results.json", settings, out=work / f"whole{interrupted_pass}").explanations
+    real_add = BeamSearch.add
+    calls = []
+
+    def add_then_fail(self, *args):
+        if self.passes_done == interrupted_pass:
+            calls.append(1)
+            if len(calls) == 3:  # the third of five batches
+                raise KeyboardInterrupt
+        real_add(self, *args)
+
+    monkeypatch.setattr(BeamSearch, "add", add_then_fail)
+    out = work / f"mid{interrupted_pass}"
+    with pytest.raises(KeyboardInterrupt):
+        explain(work / "out" / "results.json", settings, out=out)
+    monkeypatch.setattr(BeamSearch, "add", real_add)
+    seen = []
+    monkeypatch.setattr(BeamSearch, "add", lambda self, *a: (seen.append(self.passes_done), real_add(self, *a)))
+    again = explain(work / "out" / "results.json", settings, out=out)
+    assert again.resumed_passes == interrupted_pass
+    assert seen.count(interrupted_pass) == 3  # batches 3-5 of the interrupted pass, not the first two again
+    assert again.explanations["layers"] == whole["layers"]
+
+
 def test_resume_after_an_interrupted_pass_gives_the_same_explanations(random_run, monkeypatch) -> None:
     _, _, _, _, work = random_run
     settings = ExplainSettings(units=[0, 1, 2], workers=0)
