@@ -125,10 +125,16 @@ def planted(sample_dataset, tmp_path_factory):
     return ds, (a1, b1), (a2, b2), work
 
 
-def test_planted_and_not_and_or_units_are_recovered_exactly(planted) -> None:
-    ds, (a1, b1), (a2, b2), work = planted
-    outcome = explain(work / "out" / "results.json", ExplainSettings(workers=0))
-    first, second = outcome.explanations["layers"][0]["units"]
+@pytest.fixture(scope="module")
+def planted_explained(planted) -> dict:
+    """The planted units explained with the defaults, into explained/explanations.json."""
+    work = planted[3]
+    return explain(work / "out" / "results.json", ExplainSettings(workers=0), out=work / "explained").explanations
+
+
+def test_planted_and_not_and_or_units_are_recovered_exactly(planted, planted_explained) -> None:
+    ds, (a1, b1), (a2, b2), _ = planted
+    first, second = planted_explained["layers"][0]["units"]
     assert _as_tuple(first["formula"]) == (a1, ("AND NOT", b1))
     assert first["formula"]["formula"] == f"{ds.labels.name(a1)} AND NOT {ds.labels.name(b1)}"
     assert first["formula"]["iou"] == 1.0 and first["single"]["iou"] < 1.0
@@ -140,11 +146,10 @@ def test_planted_and_not_and_or_units_are_recovered_exactly(planted) -> None:
     assert [s["length"] for s in first["steps"]] == [1, 2, 2]
 
 
-def test_the_complexity_penalty_counts_not_as_a_term(planted) -> None:
+def test_the_complexity_penalty_counts_not_as_a_term(planted, planted_explained) -> None:
     """With (1 - p)^2 < IoU(A) < 1 - p, `A AND NOT B` (3 terms) loses to A alone; were NOT free it would win."""
-    _ds, (a1, _b1), _, work = planted
-    single = explain(work / "out" / "results.json", ExplainSettings(units=[0], max_length=1, workers=0),
-                     out=work / "p1").explanations["layers"][0]["units"][0]["single"]
+    _, (a1, _), _, work = planted
+    single = planted_explained["layers"][0]["units"][0]["single"]
     assert single["concepts"][0]["label_id"] == a1
     keep = (single["iou"] + single["iou"] ** 0.5) / 2  # strictly between IoU(A) and sqrt(IoU(A))
     settings = ExplainSettings(units=[0], max_length=2, complexity_penalty=1 - keep, workers=0)
@@ -171,11 +176,19 @@ def test_cli_writes_validated_explanations_and_the_summary_prints_gains(planted,
     assert length2[1:3] == ["2", "2"] and float(length2[3]) == 1.0 and float(length2[4]) > 0
 
 
+RESUMED = ExplainSettings(units=[0, 1, 2], workers=0, batch_size=8, checkpoint_every_s=0)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(random_run) -> dict:
+    return explain(random_run[4] / "out" / "results.json", RESUMED, out=random_run[4] / "whole").explanations
+
+
 @pytest.mark.parametrize("interrupted_pass", [0, 1])
-def test_resume_in_the_middle_of_a_pass_gives_the_same_explanations(random_run, monkeypatch, interrupted_pass) -> None:
+def test_resume_in_the_middle_of_a_pass_gives_the_same_explanations(random_run, uninterrupted, monkeypatch,
+                                                                    interrupted_pass) -> None:
     _, _, _, _, work = random_run
-    settings = ExplainSettings(units=[0, 1, 2], workers=0, batch_size=8, checkpoint_every_s=0)
-    whole = explain(work / "out" / "results.json", settings, out=work / f"whole{interrupted_pass}").explanations
+    settings, whole = RESUMED, uninterrupted
     real_add = BeamSearch.add
     calls = []
 
@@ -196,26 +209,6 @@ def test_resume_in_the_middle_of_a_pass_gives_the_same_explanations(random_run, 
     again = explain(work / "out" / "results.json", settings, out=out)
     assert again.resumed_passes == interrupted_pass
     assert seen.count(interrupted_pass) == 3  # batches 3-5 of the interrupted pass, not the first two again
-    assert again.explanations["layers"] == whole["layers"]
-
-
-def test_resume_after_an_interrupted_pass_gives_the_same_explanations(random_run, monkeypatch) -> None:
-    _, _, _, _, work = random_run
-    settings = ExplainSettings(units=[0, 1, 2], workers=0)
-    whole = explain(work / "out" / "results.json", settings, out=work / "whole").explanations
-    real_finish = BeamSearch.finish
-
-    def finish_then_fail(self, truth):
-        if self.passes_done == 1:
-            raise KeyboardInterrupt
-        real_finish(self, truth)
-
-    monkeypatch.setattr(BeamSearch, "finish", finish_then_fail)
-    with pytest.raises(KeyboardInterrupt):
-        explain(work / "out" / "results.json", settings, out=work / "resumed")
-    monkeypatch.setattr(BeamSearch, "finish", real_finish)
-    again = explain(work / "out" / "results.json", settings, out=work / "resumed")
-    assert again.resumed_passes == 1
     assert again.explanations["layers"] == whole["layers"]
 
 
@@ -257,19 +250,17 @@ def test_label_sets_count_each_pixel_label_once() -> None:
     assert int(sets.counts.sum()) == 4
 
 
-def test_report_shows_each_units_formula_beside_its_label(planted, tmp_path) -> None:
+def test_report_shows_each_units_formula_beside_its_label(planted, planted_explained, tmp_path) -> None:
     import shutil
 
     from benchmark.html.report import build_report
 
     ds, (a1, b1), _, work = planted
     run = tmp_path / "run"
-    run.mkdir()
-    for name in ("results.json", "top_maps.npz"):  # not the explanations.json other tests wrote there
-        shutil.copy(work / "out" / name, run / name)
+    shutil.copytree(work / "out", run)
     plain, _ = build_report(run / "results.json", out=tmp_path / "plain")
     assert "formula:" not in (plain / "layer-activations.html").read_text()
-    explain(run / "results.json", ExplainSettings(max_length=2, workers=0))
+    shutil.copy(work / "explained" / "explanations.json", run / "explanations.json")
     report, _ = build_report(run / "results.json", out=tmp_path / "report")
     page = (report / "layer-activations.html").read_text()
     assert f"formula: <b>{ds.labels.name(a1)} AND NOT {ds.labels.name(b1)}</b> (IoU 1.000" in page
