@@ -12,6 +12,7 @@ COMMANDS = (
     Command("summary", "benchmark.commands.summary", "detectors and unique detectors per category (table/csv/json)"),
     Command("units", "benchmark.commands.units", "each unit's best label and IoU (table/csv)"),
     Command("import-netdissect", "benchmark.commands.import_netdissect", "convert an original NetDissect CSV to results JSON"),
+    Command("explain", "benchmark.commands.explain", "explain units by formulas of concepts (AND, OR, AND NOT)"),
     Command("report", "benchmark.commands.report", "self-contained HTML dissection report per layer"),
     Command("compare", "benchmark.commands.compare", "compare results: unit by unit, across checkpoints, across models"),
 )

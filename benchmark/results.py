@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,17 @@ UNITS_CHECKED_ON_WRITE = 16
 #: Display order of the six Broden categories in summaries and tables.
 
 
-@lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    return json.loads(resources.files("benchmark").joinpath("schema/results-v1.json").read_text())
+RESULTS_SCHEMA_FILE = "results-v1.json"
+#: ``benchmark explain`` writes its formulas beside the results, in a file of its own schema.
+EXPLANATIONS_FILE = "explanations.json"
+EXPLANATIONS_SCHEMA_VERSION = "broden-explanations/1"
+EXPLANATIONS_SCHEMA_FILE = "explanations-v1.json"
+
+
+@cache
+def schema(name: str = RESULTS_SCHEMA_FILE) -> dict[str, Any]:
+    """The JSON Schema ``benchmark/schema/<name>`` (default: the results schema)."""
+    return json.loads(resources.files("benchmark").joinpath(f"schema/{name}").read_text())
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -68,11 +76,11 @@ def _is_date_time(value: object) -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
-def _validator() -> Any:
+@cache
+def _validator(name: str = RESULTS_SCHEMA_FILE) -> Any:
     import jsonschema
 
-    raw = schema()
+    raw = schema(name)
     formats = jsonschema.FormatChecker()
     formats.checks("date-time")(_is_date_time)
     return jsonschema.Draft202012Validator(_inline_refs(raw, raw["$defs"]), format_checker=formats)
@@ -104,14 +112,20 @@ def _json_path(parts: Any) -> str:
 
 def validate_results(obj: Any, where: str = "results") -> None:
     """Raise a one-line BrodenError naming the JSON path and the reason of the first schema violation."""
+    validate_document(obj, RESULTS_SCHEMA_FILE, where)
+
+
+def validate_document(obj: Any, schema_file: str, where: str) -> None:
+    """:func:`validate_results` against the schema ``benchmark/schema/<schema_file>``."""
     import jsonschema
 
-    errors = sorted(_validator().iter_errors(obj), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(_validator(schema_file).iter_errors(obj),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         err = jsonschema.exceptions.best_match(errors) or errors[0]
         message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
         raise BrodenError(f"{where}: {_json_path(err.absolute_path)}: {message}")
-    problem = _check_layers(obj)
+    problem = _check_layers(obj) if str(obj.get("schema", "")).startswith("broden-results/") else None
     if problem:
         raise BrodenError(f"{where}: {problem}")
 
@@ -186,17 +200,28 @@ def parse_json_strict(data: bytes, where: str) -> dict[str, Any]:
 
 def load_results(path: str | os.PathLike[str], *, max_bytes: int = MAX_RESULTS_BYTES) -> dict[str, Any]:
     """Read and validate a results file."""
+    return load_document(path, RESULTS_SCHEMA_FILE, "results", max_bytes=max_bytes)
+
+
+def load_explanations(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate an explanations file (``benchmark explain``)."""
+    return load_document(path, EXPLANATIONS_SCHEMA_FILE, "explanations")
+
+
+def load_document(path: str | os.PathLike[str], schema_file: str, what: str, *,
+                  max_bytes: int = MAX_RESULTS_BYTES) -> dict[str, Any]:
+    """Read a JSON file strictly (:func:`parse_json_strict`) and validate it against ``schema_file``."""
     path = Path(path)
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise BrodenError(f"{path}: cannot read results ({exc.strerror or exc}); check the path") from exc
+        raise BrodenError(f"{path}: cannot read {what} ({exc.strerror or exc}); check the path") from exc
     if not path.is_file():  # a directory, or a FIFO that would block the read forever
-        raise BrodenError(f"{path}: not a regular file; give the path of a results JSON file")
+        raise BrodenError(f"{path}: not a regular file; give the path of a {what} JSON file")
     if size > max_bytes:
-        raise BrodenError(f"{path}: {size} bytes is over the {max_bytes}-byte limit for a results file")
+        raise BrodenError(f"{path}: {size} bytes is over the {max_bytes}-byte limit for a {what} file")
     obj = parse_json_strict(path.read_bytes(), str(path))
-    validate_results(obj, str(path))
+    validate_document(obj, schema_file, str(path))
     return obj
 
 
@@ -208,11 +233,18 @@ def write_results(path: str | os.PathLike[str], obj: dict[str, Any], *, check_ev
     document is checked but only the first units of each layer, because validating every unit of a wide layer costs
     more than tallying a small dataset. Readers always check everything.
     """
+    return write_json(path, obj, RESULTS_SCHEMA_FILE, check_every_unit=check_every_unit)
+
+
+def write_json(path: str | os.PathLike[str], obj: dict[str, Any], schema_file: str, *,
+               check_every_unit: bool = True) -> Path:
+    """Validate ``obj`` against ``schema_file`` and write it atomically as compact JSON (``check_every_unit``: as
+    in :func:`write_results`, for documents with ``layers[].units``)."""
     if check_every_unit:
-        validate_results(obj, str(path))
+        validate_document(obj, schema_file, str(path))
     else:
         layers = [{**layer, "units": layer["units"][:UNITS_CHECKED_ON_WRITE]} if "units" in layer else layer
                   for layer in obj.get("layers", [])]
-        validate_results({**obj, "layers": layers}, str(path))
+        validate_document({**obj, "layers": layers}, schema_file, str(path))
     atomic.write_text(path, json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
     return Path(path)

@@ -46,3 +46,21 @@ def summarize_layer(units: Sequence[Mapping[str, Any]], categories: Sequence[str
         "unique_top_label": {"all": sum(unique_top.values()), **unique_top},
         "detector_fraction": detectors["all"] / len(units) if units else 0.0,
     }
+
+
+def explanation_summary(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per layer and formula length of an explanations file: the units explained (those with a single concept of
+    positive IoU), the mean IoU of their best formula of up to that many concepts, and its mean gain over their best
+    single concept (the paper's headline statistic: IoU grows with formula length)."""
+    rows = []
+    for layer in doc["layers"]:
+        explained = [u for u in layer["units"] if u["single"] is not None]
+        for k in range(doc["settings"]["max_length"]):
+            ious = [u["steps"][k]["iou"] for u in explained]
+            gains = [u["steps"][k]["iou"] - u["single"]["iou"] for u in explained]
+            rows.append({
+                "layer": layer["name"], "length": k + 1, "units": len(explained),
+                "mean_iou": sum(ious) / len(ious) if ious else 0.0,
+                "mean_gain": sum(gains) / len(gains) if gains else 0.0,
+            })
+    return rows

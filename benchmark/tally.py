@@ -39,7 +39,7 @@ than a rule, and is not reproduced: such images gate only their image-level cate
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +51,41 @@ from broden.errors import BrodenError
 #: Default budget, in elements, for the per-chunk upsampled maps (float32): chunks of (image, unit) pairs are sized
 #: so that pairs x sh x sw stays under it, bounding memory whatever the batch size.
 DEFAULT_CHUNK_ELEMENTS = 2**24
+
+
+def active_pixel_chunks(
+    acts: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, int], chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The active pixels of ``acts`` ``(B, U, h, w)`` upsampled to ``size`` against per-unit ``thresholds`` ``(U,)``.
+
+    Yields, per chunk of (image, unit) pairs, ``(pb, pu, p_idx, s_idx)``: the chunk's image and unit indices
+    ``(P,)`` and its active pixels as (index into the chunk's pairs, pixel ``y * sw + x``), as
+    :func:`benchmark.upsample.active_pixels` gives them. Only pairs whose raw maximum is above the threshold are
+    visited (bilinear upsampling never exceeds it); a chunk holds at most ``chunk_elements // (sh * sw)`` pairs.
+    """
+    pair_b, pair_u = (acts.amax(dim=(2, 3)) > thresholds).nonzero(as_tuple=True)
+    step = max(1, int(chunk_elements) // (size[0] * size[1]))
+    for start in range(0, pair_b.numel(), step):
+        pb, pu = pair_b[start : start + step], pair_u[start : start + step]
+        p_idx, s_idx = active_pixels(acts[pb, pu], thresholds[pu], size)
+        yield pb, pu, p_idx, s_idx
+
+
+def label_hits(
+    groups: torch.Tensor, labels: torch.Tensor, num_groups: int, num_labels: int, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(num_groups, num_labels)`` int64 counts: entry ``[g, l]`` adds, for every row ``i`` with ``groups[i] == g``,
+    the number of times ``l`` occurs in ``labels[i]`` ``(N, L)``, times ``weights[i]`` (integer-valued; default 1).
+
+    One ``bincount`` over ``group * num_labels + label``: the tally's counting step, shared by every pass that counts
+    the labels under a set of pixels (unit masks here, formula masks in :mod:`benchmark.explain`).
+    """
+    keys = ((groups * num_labels)[:, None] + labels).flatten()
+    if weights is None:
+        return torch.bincount(keys, minlength=num_groups * num_labels).view(num_groups, num_labels)
+    w = weights.to(torch.float64)[:, None].expand(labels.shape).flatten()
+    counts = torch.bincount(keys, weights=w, minlength=num_groups * num_labels)
+    return counts.round().to(torch.int64).view(num_groups, num_labels)
 
 
 @dataclass
@@ -149,16 +184,10 @@ class Tally:
         pixel_labels = flat_maps.transpose(1, 2).reshape(nb * sh * sw, -1)  # (B*S, L): one row per image pixel
         cat_column = self.label_cat + 1  # column of each pixel label's category; 0 = none (pixel label 0 too)
         cat_column[0] = 0
-        # Bilinear upsampling never exceeds the raw maximum: only these (image, unit) pairs can have active pixels.
-        pair_b, pair_u = (acts.amax(dim=(2, 3)) > thr).nonzero(as_tuple=True)
-        step = max(1, self.chunk_elements // (sh * sw))
-        for start in range(0, pair_b.numel(), step):
-            pb, pu = pair_b[start : start + step], pair_u[start : start + step]
-            p_idx, s_idx = active_pixels(acts[pb, pu], thr[pu], (sh, sw))
+        for pb, pu, p_idx, s_idx in active_pixel_chunks(acts, thr, (sh, sw), self.chunk_elements):
             counts[pb, pu] = torch.bincount(p_idx, minlength=pb.numel())
             labels = pixel_labels.index_select(0, pb[p_idx] * (sh * sw) + s_idx)  # (nnz, L) labels under active pixels
-            keys = (pu[p_idx] * self.num_labels)[:, None] + labels  # label 0 lands in column 0, dropped below
-            hits = torch.bincount(keys.flatten(), minlength=nu * self.num_labels).view(nu, self.num_labels)
+            hits = label_hits(pu[p_idx], labels, nu, self.num_labels)  # label 0 lands in column 0, dropped
             self.intersection[:, 1:] += hits[:, 1:]
             if self.compat == "netdissect-lite":
                 keys = (p_idx * (num_cats + 1))[:, None] + cat_column[labels]
@@ -208,7 +237,7 @@ class Tally:
         }
 
     @classmethod
-    def from_state_dict(cls, state: dict, device: str | torch.device = "cpu") -> "Tally":
+    def from_state_dict(cls, state: dict, device: str | torch.device = "cpu") -> Tally:
         new = cls(
             state["num_units"], state["num_labels"], state["categories"], {},
             compat=state["compat"], upsample=state["upsample"], device=device,

@@ -55,7 +55,7 @@ from pathlib import Path
 from benchmark import protocol
 from broden.download.releases import DEFAULT_DEST, ReleasePaths, get_release
 from broden.errors import BrodenError
-from broden.utils.cli import check_number
+from broden.utils.cli import check_number, split_list
 from broden.utils.filenames import safe_name
 from broden.utils.outputs import claim
 from broden.utils.text import clean
@@ -104,13 +104,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "detectors and unique concepts")
 
 
-def _split(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    return items or None
-
-
 def _own(out: Path) -> bool:
     """A score output: its finished results or the resumable state of a run (checkpoint directory with its key)."""
     from benchmark.checkpoint import KEY_FILE
@@ -133,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         raise BrodenError("give either MODEL (a model spec such as a .py file or torchvision:NAME) or --activations NPZ")
     check_number("--cache-budget", args.cache_budget, minimum=0)  # before it becomes a byte count
     settings = {
-        "quantile": args.quantile, "iou_threshold": args.iou_threshold, "categories": _split(args.categories),
+        "quantile": args.quantile, "iou_threshold": args.iou_threshold, "categories": split_list(args.categories),
         "compat": args.compat, "top_k": args.top_k, "batch_size": args.batch_size, "device": args.device,
         "amp": args.amp, "quiet": args.quiet, "cache_budget_bytes": int(args.cache_budget * 1e9),
         "keep_cache": args.keep_cache, "force": args.force, "checkpoint_every_s": args.checkpoint_every,
@@ -166,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         if args.name:
             model.name = args.name
         with _claim(args.out or Path("results") / safe_name(model.name, "model"), args.force, inputs) as output:
-            results = score(model, dataset, layers=_split(args.layers), out=output.path, **settings)
+            results = score(model, dataset, layers=split_list(args.layers), out=output.path, **settings)
             output.mark()
     if args.json:
         print(json.dumps(summary_record(results), indent=1))

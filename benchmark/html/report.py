@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmark.html import charts, overlay, render, write_svg
 from benchmark.protocol import ordered_categories
-from benchmark.results import load_results
+from benchmark.results import EXPLANATIONS_FILE, load_explanations, load_results
 from broden.dataset import load
 from broden.errors import BrodenError
 from broden.utils import atomic
@@ -200,8 +200,29 @@ def _layer_histograms(root: Path, slug: str, layer: Mapping[str, Any], categorie
     return out
 
 
+def _explanations(results: Mapping[str, Any], results_path: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """Layer -> unit -> its formula, from the ``explanations.json`` of 'benchmark explain' beside the results."""
+    path = results_path.parent / EXPLANATIONS_FILE
+    if not path.is_file():
+        return {}
+    doc = load_explanations(path)
+    if (doc["results"]["run_key"], doc["results"]["created"]) != (
+        results.get("environment", {}).get("run_key"), results["created"]
+    ):
+        raise BrodenError(f"{path}: explains another run than {results_path.name}; run 'benchmark explain "
+                          f"{results_path}' again or remove it")
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for layer in doc["layers"]:
+        out[layer["name"]] = {
+            u["unit"]: {**u["formula"], "single": u["single"]["formula"], "single_iou": u["single"]["iou"]}
+            for u in layer["units"] if u["formula"] is not None
+        }
+    return out
+
+
 def _gallery(
-    root: Path, slug: str, layer: Mapping[str, Any], categories: Sequence[str], thr: float, images: UnitPictures | None
+    root: Path, slug: str, layer: Mapping[str, Any], categories: Sequence[str], thr: float, images: UnitPictures | None,
+    formulas: Mapping[int, dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], str | None]:
     layer_maps = images.layer(layer["name"], layer["num_units"]) if images else None
     note = None
@@ -222,6 +243,7 @@ def _gallery(
                 if c != u["category"] and (b := u["categories"].get(c)) is not None and b["iou"] > thr
             ],
             "src": None,
+            "formula": formulas.get(u["unit"]),
         }
         if layer_maps:
             picture, shown = images.unit_strip(u, *layer_maps)
@@ -270,6 +292,7 @@ def build_report(
     results = load_results(results_path)
     out = Path(out) if out is not None else results_path.parent / "report"
     images, images_note = open_top_images(results, results_path, dataset, top_images)
+    formulas = _explanations(results, results_path)
     protocol = results["protocol"]
     thr = protocol["iou_threshold"]
     categories = ordered_categories(protocol["categories"])
@@ -283,7 +306,8 @@ def build_report(
             (root / ASSETS / s).mkdir(parents=True)
             has_units = bool(layer.get("units"))
             histograms = _layer_histograms(root, s, layer, categories, thr) if has_units else []
-            cards, layer_note = _gallery(root, s, layer, categories, thr, images) if has_units else ([], None)
+            cards, layer_note = (_gallery(root, s, layer, categories, thr, images, formulas.get(layer["name"], {}))
+                                 if has_units else ([], None))
             html = render(
                 "report_layer.html.j2",
                 results=results,

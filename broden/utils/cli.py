@@ -43,6 +43,14 @@ class Command:
     help: str
 
 
+def split_list(value: str | None) -> list[str] | None:
+    """A comma-separated option as its non-empty items (None when not given or empty)."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
 def _version() -> str:
     return __version__
 
