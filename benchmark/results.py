@@ -1,8 +1,9 @@
-"""Reading, validating and writing results files (schema ``broden-results/1``).
+"""Reading, validating and writing results files (schema ``broden-results/2``; ``broden-results/1`` still read).
 
 Results are plain JSON so they can be diffed, reviewed in a pull request and published on the leaderboard; the
-JSON Schema shipped in ``benchmark/schema/results-v1.json`` is the contract between the scorer, the reports and the
-leaderboard. Parsing is strict: NaN/Infinity and duplicate keys are rejected, because both would let two readers see
+JSON Schemas shipped in ``benchmark/schema/results-v<N>.json`` are the contract between the scorer, the reports and
+the leaderboard. A file is validated with the schema of the version it names; version 2 adds optional fields
+(intervals, held-out results, seed, bootstrap and rotation settings) to version 1, so every reader handles both. Parsing is strict: NaN/Infinity and duplicate keys are rejected, because both would let two readers see
 different numbers in the same file.
 """
 
@@ -20,7 +21,12 @@ from typing import Any
 from broden.errors import BrodenError
 from broden.utils import atomic
 
-SCHEMA_VERSION = "broden-results/1"
+SCHEMA_VERSION = "broden-results/2"
+#: Imported and reported results carry no field that version 2 added, and are still written as version 1 (so the
+#: leaderboard's seed files, regenerated, stay byte-identical).
+SUMMARY_SCHEMA_VERSION = "broden-results/1"
+#: Every version a reader accepts, with its schema file under benchmark/schema/.
+SCHEMA_FILES = {"broden-results/1": "results-v1.json", "broden-results/2": "results-v2.json"}
 #: Results larger than this are refused before parsing (a 2048-unit layer with top images is about 3 MB).
 MAX_RESULTS_BYTES = 64 * 1024 * 1024
 #: Units per layer that ``write_results(..., check_every_unit=False)`` validates.
@@ -28,9 +34,9 @@ UNITS_CHECKED_ON_WRITE = 16
 #: Display order of the six Broden categories in summaries and tables.
 
 
-@lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    return json.loads(resources.files("benchmark").joinpath("schema/results-v1.json").read_text())
+@lru_cache(maxsize=None)
+def schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
+    return json.loads(resources.files("benchmark").joinpath(f"schema/{SCHEMA_FILES[version]}").read_text())
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -50,11 +56,11 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-@lru_cache(maxsize=1)
-def _validator() -> Any:
+@lru_cache(maxsize=None)
+def _validator(version: str) -> Any:
     import jsonschema
 
-    raw = schema()
+    raw = schema(version)
     return jsonschema.Draft202012Validator(_inline_refs(raw, raw["$defs"]), format_checker=jsonschema.FormatChecker())
 
 
@@ -69,7 +75,11 @@ def validate_results(obj: Any, where: str = "results") -> None:
     """Raise a one-line BrodenError naming the JSON path and the reason of the first schema violation."""
     import jsonschema
 
-    errors = sorted(_validator().iter_errors(obj), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    version = obj.get("schema") if isinstance(obj, dict) else None
+    if isinstance(version, str) and version not in SCHEMA_FILES:
+        raise BrodenError(f"{where}: $.schema: {version!r} is not a results schema this version reads "
+                          f"({', '.join(SCHEMA_FILES)}); upgrade broden")
+    errors = sorted(_validator(version if version in SCHEMA_FILES else SCHEMA_VERSION).iter_errors(obj), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         err = jsonschema.exceptions.best_match(errors) or errors[0]
         message = err.message if len(err.message) <= 200 else err.message[:197] + "..."
