@@ -14,6 +14,7 @@ COMMANDS = (
     Command("import-netdissect", "benchmark.commands.import_netdissect", "convert an original NetDissect CSV to results JSON"),
     Command("report", "benchmark.commands.report", "self-contained HTML dissection report per layer"),
     Command("compare", "benchmark.commands.compare", "compare results: unit by unit, across checkpoints, across models"),
+    Command("baselines", "benchmark.commands.baselines", "rotated-unit and random-init baselines of a model, compared"),
 )
 
 

@@ -35,5 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.names.split(",")] if args.names else None
     out, mode = build_compare(args.results, out=args.out, names=names, mode=args.mode)
+    difference = out / "difference.csv"
+    if difference.is_file():
+        import csv
+
+        for row in csv.DictReader(difference.open(encoding="utf-8")):
+            if row["category"] == "all":
+                print(f"{row['layer']} {row['rule']}: {row['a']} -> {row['b']} ({int(row['difference']):+d}, "
+                      f"95% [{row['low']}, {row['high']}]): {row['significant'].replace('yes', 'significant')}")
     print(f"{mode} comparison written to {out / 'index.html'}")
     return 0
