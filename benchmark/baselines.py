@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from benchmark.compare import build_compare
-from benchmark.dissect import Settings, score_model
-from benchmark.model_file import LoadedModel
+from benchmark.html.compare import build_compare
+from benchmark.models.loader import LoadedModel
+from benchmark.scorer import Settings, score_model
 from broden.dataset import Broden
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmark.commands.score import DEFAULT_DATASET, _split
 from broden.errors import BrodenError
-from broden.filenames import safe_name
+from broden.utils.filenames import safe_name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from benchmark.baselines import run_baselines
-    from benchmark.dissect import Settings
-    from benchmark.model_file import load_model
+    from benchmark.models.loader import load_model
+    from benchmark.scorer import Settings
     from broden.dataset import load
 
     settings = Settings(layers=_split(args.layers), seed=args.seed, device=args.device, batch_size=args.batch_size,
