@@ -221,3 +221,37 @@ def test_bad_rotation_alpha_is_a_one_line_error(planted, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("error: --rotate 1.5") and "Traceback" not in err
     assert not (planted["work"] / "bad").exists()
+
+
+# --- schema versions and the leaderboard ---------------------------------------------------------------------------
+
+
+def test_v1_files_keep_the_v1_schema_and_v2_adds_the_intervals() -> None:
+    from pathlib import Path
+
+    from benchmark.results import validate_results
+    from broden.errors import BrodenError
+
+    seed = Path(__file__).resolve().parents[1] / "leaderboard" / "submissions"
+    doc = json.loads(next(p for p in sorted(seed.glob("*.json"))).read_text())
+    assert doc["schema"] == "broden-results/1"
+    validate_results(doc)
+    doc["layers"][-1]["intervals"] = {"unique_per_category": {"all": [1, 2]}}
+    with pytest.raises(BrodenError, match="intervals"):
+        validate_results(doc)  # not a version-1 field
+    validate_results({**doc, "schema": "broden-results/2"})
+    with pytest.raises(BrodenError, match="broden-results/9.*upgrade"):
+        validate_results({**doc, "schema": "broden-results/9"})
+
+
+def test_leaderboard_marks_neighbours_whose_intervals_overlap() -> None:
+    from leaderboard.site import Entry, mark_overlaps
+
+    def entry(interval):
+        layer = {"summary": {}, **({"intervals": {"unique_per_category": {"all": interval}}} if interval else {})}
+        return Entry("x.json", "x", {"layers": [layer]}, [])
+
+    entries = [entry([40, 50]), entry([45, 48]), entry([20, 30]), None, entry([10, 12])]
+    entries[3] = entry(None)
+    mark_overlaps(entries)
+    assert [e.overlaps for e in entries] == [True, True, False, False, False]
