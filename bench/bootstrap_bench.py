@@ -10,7 +10,8 @@ Prints ``name: value`` lines:
                             over a tally without folds, which also pays one fold's adds)
   fold_tally_mb             memory of the per-fold and train-split counts of that layer ((G + 2) x U x NL int64,
                             independent of the number of images)
-  bootstrap_work_mb         the bootstrap's working arrays (replicates x units x categories float64, three of them)
+  bootstrap_work_mb         the bootstrap's working arrays (3 x REPLICATE_CHUNK x units x categories float64, and the
+                            replicates x units float64 unit IoUs)
 
     python bench/bootstrap_bench.py [--dataset PATH] [--workers N] [--replicates N] [--repeats N]
 """
@@ -54,7 +55,7 @@ def main() -> None:
 
     from benchmark.activations import RowBatches, batch_loader
     from benchmark.activations.producers import ModelProducer
-    from benchmark.bootstrap import FOLDS
+    from benchmark.bootstrap import FOLDS, REPLICATE_CHUNK
     from benchmark.models.loader import load_model
     from benchmark.scorer import Settings, score_model
     from broden.dataset import load
@@ -86,7 +87,7 @@ def main() -> None:
         plain, folded = min(plain_s), min(folded_s)
         fold_bytes = sum(getattr(tally, n).numel() * 8 for n in dir(tally)
                          if n.startswith(("fold_", "train_")) and isinstance(getattr(tally, n), torch.Tensor))
-        work_bytes = 3 * args.replicates * tally.num_units * len(cats) * 8
+        work_bytes = (3 * REPLICATE_CHUNK * len(cats) + args.replicates) * tally.num_units * 8
         print(f"score_total_s: {total:.2f}")
         print(f"bootstrap_s: {boot:.2f}")
         print(f"bootstrap_overhead_pct: {100 * boot / (total - boot):.1f}")

@@ -220,6 +220,8 @@ def _gallery(
             "label": u["label"],
             "category": u["category"],
             "iou": u["iou"],
+            "iou_interval": u.get("iou_interval"),
+            "held_out": u.get("held_out"),
             "detector": u["iou"] > thr,
             "others": [
                 {"category": c, "label": b["label"], "iou": b["iou"]}

@@ -255,3 +255,19 @@ def test_leaderboard_marks_neighbours_whose_intervals_overlap() -> None:
     entries[3] = entry(None)
     mark_overlaps(entries)
     assert [e.overlaps for e in entries] == [True, True, False, False, False]
+
+
+def test_report_and_summary_show_the_intervals_and_the_held_out_protocol(planted, sample_dataset, capsys) -> None:
+    from benchmark.report import build_report
+
+    results = planted["work"] / "plain" / "results.json"
+    out, _ = build_report(results, out=planted["work"] / "report", dataset=sample_dataset)
+    page = next(out.glob("layer-*.html")).read_text()
+    layer = planted["plain"]["layers"][0]
+    lo, hi = layer["intervals"]["unique_per_category"]["all"]
+    assert f'{layer["summary"]["unique_per_category"]["all"]} <span class="ci">[{lo}, {hi}]</span>' in page
+    assert 'IoU 1.000 <span class="ci">[1.000, 1.000]</span>' in page and 'id="held-out"' in page
+    assert benchmark_main(["summary", str(results)]) == 0
+    printed = capsys.readouterr().out
+    assert f'{layer["summary"]["unique_per_category"]["all"]} [{lo}, {hi}]' in printed
+    assert "unique-per-category (held-out)" in printed
