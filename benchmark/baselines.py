@@ -3,7 +3,7 @@
 ``benchmark baselines MODEL --layers L`` scores the model with its units rotated by ``Q^alpha`` for each alpha of
 ``ALPHAS`` (alpha 0 is the plain run; :mod:`benchmark.rotation`), then a random-init copy of the model (every
 module's ``reset_parameters()`` after ``torch.manual_seed(seed)``: the architecture's own initialisation, no
-training), and writes one comparison (:mod:`benchmark.compare`, checkpoints mode) whose curves show unique
+training), and writes one comparison (:mod:`benchmark.html.compare`, checkpoints mode) whose curves show unique
 detectors per category against alpha, with random-init as the last point. Each run is a full ``benchmark score``
 run into its own folder (so ``len(ALPHAS) + 1`` forward passes); finished runs are reused when run again.
 """
