@@ -133,11 +133,13 @@ class Tally:
         self.active = torch.zeros(self.num_units, dtype=torch.int64, device=self.device)
         self.images = 0
         g, u, nl, nc = self.folds, self.num_units, self.num_labels, len(self.categories)
-        zeros = lambda *shape: torch.zeros(*shape, dtype=torch.int64, device=self.device)  # noqa: E731
-        self.fold_intersection, self.fold_truth = zeros(g, u, nl), zeros(g, nl)
-        self.fold_activation_by_category, self.fold_images = zeros(g, u, nc), zeros(g)
-        self.train_intersection, self.train_truth = zeros(u, nl), zeros(nl)
-        self.train_activation_by_category, self.train_images = zeros(u, nc), zeros(())
+        shapes = {
+            "fold_intersection": (g, u, nl), "fold_truth": (g, nl), "fold_activation_by_category": (g, u, nc),
+            "fold_images": (g,), "train_intersection": (u, nl), "train_truth": (nl,),
+            "train_activation_by_category": (u, nc), "train_images": (),
+        }
+        for name, shape in shapes.items():
+            setattr(self, name, torch.zeros(shape, dtype=torch.int64, device=self.device))
 
     # -- accumulation ------------------------------------------------------------------------------------------------
     def add(self, batch: TallyInput, thresholds: torch.Tensor) -> None:
