@@ -13,7 +13,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ UNITS_CHECKED_ON_WRITE = 16
 #: Display order of the six Broden categories in summaries and tables.
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
     return json.loads(resources.files("benchmark").joinpath(f"schema/{SCHEMA_FILES[version]}").read_text())
 
@@ -56,7 +56,7 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(version: str) -> Any:
     import jsonschema
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import os
 import re
 from collections.abc import Mapping
@@ -213,7 +214,7 @@ def _rank(entries: list[Entry]) -> None:
 def mark_overlaps(ranked: list[Entry]) -> None:
     """Flag each entry, in rank order, whose interval overlaps the next or previous entry's: their order is not
     established by the data. Entries without an interval are never flagged (nor flag their neighbours)."""
-    for above, below in zip(ranked, ranked[1:]):
+    for above, below in itertools.pairwise(ranked):
         a, b = above.interval, below.interval
         if a is not None and b is not None and a[0] <= b[1] and b[0] <= a[1]:
             above.overlaps = below.overlaps = True

@@ -82,7 +82,7 @@ def test_count_intervals_bracket_the_counts_and_go_into_the_schema(planted) -> N
     assert (boot["folds"], boot["replicates"], boot["seed"]) == (bootstrap.FOLDS, bootstrap.REPLICATES, 0)
     assert sum(boot["fold_images"]) == len(planted["ds"]) and len(boot["fold_images"]) == bootstrap.FOLDS
     for rule in bootstrap.INTERVAL_RULES:
-        for category, (lo, hi) in layer["intervals"][rule].items():
+        for lo, hi in layer["intervals"][rule].values():
             assert lo <= hi
     # the exact units are detectors in every replicate: the top-label count never falls below them
     assert layer["intervals"]["unique_top_label"]["all"][0] >= 4
