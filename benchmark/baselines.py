@@ -14,10 +14,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from benchmark.html.compare import build_compare
-from benchmark.models.loader import LoadedModel
+from benchmark.models.loader import LoadedModel, seeded
 from benchmark.scorer import Settings, score_model
 from broden.dataset import Broden
 
@@ -26,16 +24,20 @@ RANDOM_INIT = "reset_parameters() of every module after torch.manual_seed(seed)"
 
 
 def random_init_copy(model: LoadedModel, seed: int) -> LoadedModel:
-    """``model`` with random weights: its modules re-initialised in place from ``seed`` (the trained weights are lost)."""
-    torch.manual_seed(int(seed))
-    for module in model.module.modules():
-        reset = getattr(module, "reset_parameters", None)
-        if callable(reset):
-            reset()
+    """``model`` with random weights: its modules re-initialised in place from ``seed`` (the trained weights are lost).
+
+    For a spec with its own random form (``torchvision:NAME:none --seed S``, ``timm:NAME:none``), scoring that spec
+    gives the library's initialisation instead; this works for every model, model files included.
+    """
+    with seeded(int(seed)):
+        for module in model.module.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
     metadata = {**model.metadata, "training_data": None, "weights_url": None, "weights_sha256": None,
                 "random_init": {"seed": int(seed), "method": RANDOM_INIT}}
     return replace(model, name=f"{model.name} (random init, seed {seed})", weights_sha256=None, weights_url=None,
-                   metadata=metadata)
+                   weights={"kind": "random", "seed": int(seed), "method": RANDOM_INIT}, metadata=metadata)
 
 
 def run_baselines(model: LoadedModel, dataset: Broden, out: str | os.PathLike[str], settings: Settings,

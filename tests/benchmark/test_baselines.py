@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.baselines import RANDOM_INIT
 from benchmark.cli import main as benchmark_main
 
 TINY = '''
@@ -32,7 +33,7 @@ def test_baselines_writes_every_run_and_one_comparison(sample_dataset, tmp_path,
     runs = ["alpha-0", "alpha-0.25", "alpha-0.5", "alpha-0.75", "alpha-1", "random-init"]
     results = {r: json.loads((out / r / "results.json").read_text()) for r in runs}
     assert [results[r]["protocol"]["rotation"]["alpha"] for r in runs[:5]] == [0, 0.25, 0.5, 0.75, 1]
-    assert results["random-init"]["model"]["metadata"]["random_init"]["seed"] == 0
+    assert results["random-init"]["model"]["weights"] == {"kind": "random", "seed": 0, "method": RANDOM_INIT}
     html = (out / "comparison" / "index.html").read_text()
     assert "alpha 0.25" in html and "random init" in html
     assert len(list((out / "comparison").glob("series-*.svg"))) == 2

@@ -227,12 +227,11 @@ def test_bad_rotation_alpha_is_a_one_line_error(planted, capsys) -> None:
 
 
 def test_v1_files_keep_the_v1_schema_and_v2_adds_the_intervals() -> None:
-    from pathlib import Path
-
     from benchmark.results import validate_results
     from broden.errors import BrodenError
+    from tests.helpers.paths import REPO
 
-    seed = Path(__file__).resolve().parents[1] / "leaderboard" / "submissions"
+    seed = REPO / "leaderboard" / "submissions"
     doc = json.loads(next(p for p in sorted(seed.glob("*.json"))).read_text())
     assert doc["schema"] == "broden-results/1"
     validate_results(doc)
@@ -258,7 +257,7 @@ def test_leaderboard_marks_neighbours_whose_intervals_overlap() -> None:
 
 
 def test_report_and_summary_show_the_intervals_and_the_held_out_protocol(planted, sample_dataset, capsys) -> None:
-    from benchmark.report import build_report
+    from benchmark.html.report import build_report
 
     results = planted["work"] / "plain" / "results.json"
     out, _ = build_report(results, out=planted["work"] / "report", dataset=sample_dataset)
