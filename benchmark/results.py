@@ -3,7 +3,8 @@
 Results are plain JSON so they can be diffed, reviewed in a pull request and published on the leaderboard; the
 JSON Schemas shipped in ``benchmark/schema/results-v<N>.json`` are the contract between the scorer, the reports and
 the leaderboard. A file is validated with the schema of the version it names; version 2 adds optional fields
-(intervals, held-out results, seed, bootstrap and rotation settings) to version 1, so every reader handles both. Parsing is strict: NaN/Infinity and duplicate keys are rejected, because both would let two readers see
+(intervals, held-out results, seed, bootstrap and rotation settings) to version 1, so every reader handles both.
+Version 1 is frozen for the files written with it; new fields go into the current version only. Parsing is strict: NaN/Infinity and duplicate keys are rejected, because both would let two readers see
 different numbers in the same file.
 """
 

@@ -243,6 +243,25 @@ def test_v1_files_keep_the_v1_schema_and_v2_adds_the_intervals() -> None:
         validate_results({**doc, "schema": "broden-results/9"})
 
 
+def test_v2_schema_keeps_every_v1_field_unchanged() -> None:
+    """Version 2 only adds: every version-1 definition is in it, the same, apart from the containers of additions."""
+    from benchmark.results import schema
+
+    v1, v2 = schema("broden-results/1"), schema("broden-results/2")
+
+    def walk(a: dict, b: dict, path: str) -> None:
+        for key, value in a.items():
+            assert key in b, f"{path}.{key} is missing from version 2"
+            if key in ("schema", "$id", "title", "description") and path in ("", ".properties"):
+                continue
+            if isinstance(value, dict):
+                walk(value, b[key], f"{path}.{key}")
+            else:
+                assert b[key] == value, f"{path}.{key} differs"
+
+    walk(v1, v2, "")
+
+
 def test_leaderboard_marks_neighbours_whose_intervals_overlap() -> None:
     from leaderboard.site import Entry, mark_overlaps
 
