@@ -21,12 +21,12 @@ from broden.utils.filenames import safe_name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="model file (.py with build_model()) or torchvision:NAME")
+    parser.add_argument("model", metavar="MODEL", help="a model spec, as for 'benchmark score' (a .py file, torchvision:NAME, ...)")
     parser.add_argument("--layers", help="comma-separated dotted layer names (default: the model's LAYERS)")
     parser.add_argument("--dataset", default=DEFAULT_DATASET, metavar="PATH", help="Broden dataset directory")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: results/<model name>-baselines)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the rotations, random weights and bootstrap")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", default="auto", help="torch device: auto (CUDA when available), cpu, cuda (default: auto)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader worker processes")
     parser.add_argument("--force", action="store_true", help="redo finished runs")
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.dataset).exists():
         raise BrodenError(f"{args.dataset}: dataset not found; pass --dataset PATH (make one with 'broden sample')")
     dataset = load(args.dataset)
-    model = load_model(args.model)
+    model = load_model(args.model, seed=args.seed)
     out = Path(args.out or Path("results") / f"{safe_name(model.name, 'model')}-baselines")
     report, paths = run_baselines(model, dataset, out, settings)
     for path in paths:
