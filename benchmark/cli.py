@@ -15,6 +15,7 @@ COMMANDS = (
     Command("explain", "benchmark.commands.explain", "explain units by formulas of concepts (AND, OR, AND NOT)"),
     Command("report", "benchmark.commands.report", "self-contained HTML dissection report per layer"),
     Command("compare", "benchmark.commands.compare", "compare results: unit by unit, across checkpoints, across models"),
+    Command("baselines", "benchmark.commands.baselines", "rotated-unit and random-init baselines of a model, compared"),
 )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.protocol import DEFAULT_COMPAT, IOU_THRESHOLD, QUANTILE, ordered_categories
-from benchmark.results import SCHEMA_VERSION, validate_results
+from benchmark.results import SUMMARY_SCHEMA_VERSION, validate_results
 from benchmark.summary import summarize_layer
 from broden.errors import BrodenError
 
@@ -138,7 +138,7 @@ def import_netdissect_csv(
     categories, units = read_units(path)
     num_units = max(u["unit"] for u in units) + 1
     results = {
-        "schema": SCHEMA_VERSION,
+        "schema": SUMMARY_SCHEMA_VERSION,
         "name": network,
         "model": {
             "name": network,

@@ -1,9 +1,12 @@
-"""Reading, validating and writing results files (schema ``broden-results/1``).
+"""Reading, validating and writing results files (schema ``broden-results/2``; ``broden-results/1`` still read).
 
 Results are plain JSON so they can be diffed, reviewed in a pull request and published on the leaderboard; the
-JSON Schema shipped in ``benchmark/schema/results-v1.json`` is the contract between the scorer, the reports and the
-leaderboard. Parsing is strict: NaN/Infinity and duplicate keys are rejected, because both would let two readers see
-different numbers in the same file.
+JSON Schemas shipped in ``benchmark/schema/results-v<N>.json`` are the contract between the scorer, the reports and
+the leaderboard. A file is validated with the schema of the version it names; version 2 adds optional fields
+(intervals, held-out results, seed, bootstrap and rotation settings) to version 1, so every reader handles both.
+Version 1 is frozen for the files written with it; new fields go into the current version only. Parsing is
+strict: NaN/Infinity and duplicate keys are rejected, because both would let two readers see different numbers
+in the same file.
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ from typing import Any
 from broden.errors import BrodenError
 from broden.utils import atomic
 
-SCHEMA_VERSION = "broden-results/1"
+SCHEMA_VERSION = "broden-results/2"
+#: Imported and reported results carry no field that version 2 added, and are still written as version 1 (so the
+#: leaderboard's seed files, regenerated, stay byte-identical).
+SUMMARY_SCHEMA_VERSION = "broden-results/1"
+#: Every version a reader accepts, with its schema file under benchmark/schema/.
+SCHEMA_FILES = {"broden-results/1": "results-v1.json", "broden-results/2": "results-v2.json"}
 #: Results larger than this are refused before parsing (a 2048-unit layer with top images is about 3 MB).
 MAX_RESULTS_BYTES = 64 * 1024 * 1024
 #: Units per layer that ``write_results(..., check_every_unit=False)`` validates.
 UNITS_CHECKED_ON_WRITE = 16
-#: Display order of the six Broden categories in summaries and tables.
-
-
-RESULTS_SCHEMA_FILE = "results-v1.json"
+RESULTS_SCHEMA_FILE = SCHEMA_FILES[SCHEMA_VERSION]
 #: ``benchmark explain`` writes its formulas beside the results, in a file of its own schema.
 EXPLANATIONS_FILE = "explanations.json"
 EXPLANATIONS_SCHEMA_VERSION = "broden-explanations/1"
@@ -38,9 +43,10 @@ EXPLANATIONS_SCHEMA_FILE = "explanations-v1.json"
 
 
 @cache
-def schema(name: str = RESULTS_SCHEMA_FILE) -> dict[str, Any]:
-    """The JSON Schema ``benchmark/schema/<name>`` (default: the results schema)."""
-    return json.loads(resources.files("benchmark").joinpath(f"schema/{name}").read_text())
+def schema(name: str = SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema of a results version (``broden-results/N``) or the file ``benchmark/schema/<name>``."""
+    file = SCHEMA_FILES.get(name, name)
+    return json.loads(resources.files("benchmark").joinpath(f"schema/{file}").read_text())
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -119,6 +125,12 @@ def validate_document(obj: Any, schema_file: str, where: str) -> None:
     """:func:`validate_results` against the schema ``benchmark/schema/<schema_file>``."""
     import jsonschema
 
+    if schema_file in SCHEMA_FILES.values():  # a results file is checked against the version it names
+        version = obj.get("schema") if isinstance(obj, dict) else None
+        if isinstance(version, str) and version not in SCHEMA_FILES:
+            raise BrodenError(f"{where}: $.schema: {version!r} is not a results schema this version reads "
+                              f"({', '.join(SCHEMA_FILES)}); upgrade broden")
+        schema_file = SCHEMA_FILES.get(version, schema_file)
     errors = sorted(_validator(schema_file).iter_errors(obj),
                     key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:

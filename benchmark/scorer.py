@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark import bootstrap
 from benchmark.activations import ActivationCache, SuppliedActivations
 from benchmark.activations.producers import ModelProducer, SuppliedProducer
 from benchmark.checkpoint import Checkpoint, run_key
@@ -34,7 +35,8 @@ from benchmark.models.loader import LoadedModel
 from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT, IOU_THRESHOLD, QUANTILE, ordered_categories
 from benchmark.quantile import TopQuantile
 from benchmark.results import SCHEMA_VERSION, parse_json_strict, write_results
-from benchmark.scoring import score_units
+from benchmark.rotation import RotatedProducer, Rotation
+from benchmark.scoring import held_out_units, score_units
 from benchmark.summary import summarize_layer
 from benchmark.tally import Tally, TallyInput
 from benchmark.topk import TopImages
@@ -80,6 +82,9 @@ class Settings:
     keep_cache: bool = False
     force: bool = False
     checkpoint_every_s: float = 60.0
+    seed: int = 0  # bootstrap replicates and the random rotation
+    bootstrap: int = bootstrap.REPLICATES  # replicates for the confidence intervals; 0: no intervals
+    rotate: float | None = None  # alpha of the random rotation of every layer's units; None: no rotation
 
     def check(self) -> None:
         """Reject impossible settings with a one-line error; resolve ``device='auto'``."""
@@ -98,6 +103,10 @@ class Settings:
             raise BrodenError(f"--workers {self.workers}: give 0 (decode in this process) or more")
         check_number("--checkpoint-every", self.checkpoint_every_s, minimum=0, allow_inf=True)
         check_number("--cache-budget", self.cache_budget_bytes / 1e9, minimum=0)
+        if self.bootstrap < 0:
+            raise BrodenError(f"--bootstrap {self.bootstrap}: give a number of replicates (0: no intervals)")
+        if self.rotate is not None:
+            Rotation(self.rotate, self.seed)  # checks alpha
 
 
 def check_device(device: str) -> None:
@@ -135,7 +144,7 @@ def score_model(model: LoadedModel, dataset: Broden, out: str | os.PathLike[str]
                           "or set LAYERS in the model file")
     _check_dataset(dataset, settings)
     producer = ModelProducer(model, dataset, list(dict.fromkeys(layers)), settings.device, amp=settings.amp)
-    return _Run(producer, dataset, Path(out), settings, model.record()).execute()
+    return _Run(_rotated(producer, settings), dataset, Path(out), settings, model.record()).execute()
 
 
 def score_activations(supplied: SuppliedActivations, dataset: Broden, out: str | os.PathLike[str],
@@ -146,7 +155,14 @@ def score_activations(supplied: SuppliedActivations, dataset: Broden, out: str |
     record = {"name": name or supplied.path.stem, "source": "activations", "file": str(supplied.path),
               "file_sha256": None, "weights_sha256": None, "weights_url": None, "architecture": None,
               "training_data": None, "paper": None, "metadata": {}}
-    return _Run(SuppliedProducer(supplied, dataset), dataset, Path(out), settings, record).execute()
+    return _Run(_rotated(SuppliedProducer(supplied, dataset), settings), dataset, Path(out), settings, record).execute()
+
+
+def _rotated(producer: ModelProducer | SuppliedProducer, settings: Settings) -> Any:
+    """``producer`` with its activations rotated when ``--rotate`` asks for alpha > 0 (alpha 0 is the plain run)."""
+    if settings.rotate:
+        return RotatedProducer(producer, Rotation(settings.rotate, settings.seed))
+    return producer
 
 
 def _check_dataset(dataset: Broden, settings: Settings) -> None:
@@ -184,6 +200,11 @@ class _Run:
             "preprocess": producer.describe_preprocess(),
             "batch_size": settings.batch_size,
             "amp": settings.amp and producer.kind == "model",
+            "seed": settings.seed,
+            "bootstrap": {"folds": bootstrap.FOLDS, "replicates": settings.bootstrap, "seed": settings.seed,
+                          "confidence": bootstrap.CONFIDENCE} if settings.bootstrap else None,
+            "rotation": None if settings.rotate is None else Rotation(settings.rotate, settings.seed).record(),
+            "held_out": {"label_split": "train", "iou_split": "val"},
         }
         self.key = run_key({
             "source": producer.identity(), "layers": producer.layers, "dataset": dataset.fingerprint,
@@ -263,7 +284,8 @@ class _Run:
         self.tallies = {
             name: Tally.from_state_dict(state["tallies"][name], device=dev) if "tallies" in state
             else Tally(shapes[name][0], num_labels, self.categories, label_category, compat=self.settings.compat,
-                       upsample=self.settings.upsample, device=dev, fallback_category=fallback)
+                       upsample=self.settings.upsample, device=dev, fallback_category=fallback,
+                       folds=bootstrap.FOLDS)
             for name in src.layers
         }
         self.last_save = time.perf_counter()
@@ -304,9 +326,11 @@ class _Run:
         for batch, acts in track(stream, "pass 2/2: tally", total=self.n - self.row,
                                  advance_by=lambda item: len(item[0].ids), quiet=self.settings.quiet):
             maps = batch.label_maps.to(self.device, non_blocking=True)
+            folds = bootstrap.fold_tensor(batch.ids)
+            train = torch.tensor([s == "train" for s in batch.splits], dtype=torch.bool)
             for name in self.producer.layers:
                 a = self.cache.read(name, batch.start, batch.end).to(self.device) if self.cache is not None else acts[name]
-                self.tallies[name].add(TallyInput(a.float(), maps, batch.image_labels),
+                self.tallies[name].add(TallyInput(a.float(), maps, batch.image_labels, folds, train),
                                        self.thresholds[name])
             self.row = batch.end
             if self._checkpoint_due():
@@ -354,8 +378,15 @@ class _Run:
     def _results(self) -> dict[str, Any]:
         label_names = {lab.number: lab.name for lab in self.dataset.labels.labels}
         layers = []
+        started, bootstrap_s = time.perf_counter(), 0.0
+        protocol = {**self.protocol, "threshold_method": f"{next(iter(self.quant.values())).method}; "
+                    "activations rounded to float16"}
+        if self.settings.bootstrap:
+            first = self.tallies[self.producer.layers[0]]
+            protocol["bootstrap"] = bootstrap.protocol_record(first, self.settings.bootstrap, self.settings.seed)
         for name in self.producer.layers:
-            units = score_units(self.tallies[name], label_names)
+            tally = self.tallies[name]
+            units = score_units(tally, label_names)
             th = self.thresholds[name].cpu().tolist()
             ids = self._row_ids(self.tops[name].rows)
             values = self.tops[name].values.cpu().tolist()
@@ -363,14 +394,29 @@ class _Run:
                 u = unit["unit"]
                 unit["threshold"] = float(th[u])
                 unit["top_images"] = [{"id": str(i), "activation": float(v)} for i, v in zip(ids[u], values[u]) if i]
-            layers.append({
+            layer = {
                 "name": name,
                 "num_units": self.producer.shapes[name][0],
                 "shape": list(self.producer.shapes[name]),
                 "units": units,
                 "summary": summarize_layer(units, self.categories, self.settings.iou_threshold),
-            })
-        method = next(iter(self.quant.values())).method
+            }
+            if self.settings.bootstrap:
+                tb = time.perf_counter()
+                layer["intervals"] = bootstrap.layer_intervals(tally, units, self.settings.iou_threshold,
+                                                               replicates=self.settings.bootstrap, seed=self.settings.seed)
+                bootstrap_s += time.perf_counter() - tb
+            if 0 < int(tally.train_images) < tally.images:
+                held = held_out_units(tally, label_names)
+                for unit, h in zip(units, held):
+                    unit["held_out"] = {k: h[k] for k in ("label", "category", "iou", "train_iou")}
+                layer["held_out"] = {"summary": summarize_layer(held, self.categories, self.settings.iou_threshold)}
+            layers.append(layer)
+        if not any("held_out" in layer for layer in layers):
+            protocol["held_out"] = None  # one split only: nothing to hold out
+        self.timings["bootstrap_s"] = bootstrap_s  # part of scoring_s
+        self.timings["scoring_s"] = time.perf_counter() - started
+        self.timings["total_s"] += self.timings["scoring_s"]
         meta = self.dataset.meta
         return {
             "schema": SCHEMA_VERSION,
@@ -385,7 +431,7 @@ class _Run:
                 "seg_size": meta.get("seg_size"),
                 **({"provenance": meta["provenance"]} if meta.get("provenance") else {}),
             },
-            "protocol": {**self.protocol, "threshold_method": f"{method}; activations rounded to float16"},
+            "protocol": protocol,
             "provenance": {"kind": "measured"},
             "environment": {
                 "broden_version": __version__,

@@ -58,25 +58,41 @@ def summary_json(results: dict[str, Any]) -> str:
     return json.dumps({layer["name"]: layer["summary"] for layer in results["layers"]}, indent=1)
 
 
+def with_interval(value: Any, interval: list[Any] | None) -> str:
+    """``347 [331, 362]``: a count with its confidence interval, or the count alone when it has none."""
+    return str(value) if interval is None else f"{value} [{interval[0]}, {interval[1]}]"
+
+
 def print_summary_table(results: dict[str, Any]) -> None:
+    """One table per layer: each rule's counts per category, with the 95% interval where the file has one, and the
+    held-out protocol's rows (labels chosen on train, IoU on val) where it has them."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     columns = [c for c in summary_columns(results) if c == "all" or c in results["protocol"]["categories"]]
-    console = Console(width=max(Console().width, 110))  # category names must not be cut off in pipes and logs
+    console = Console(width=max(Console().width, 160 if any("intervals" in la for la in results["layers"]) else 110))  # category names must not be cut off in pipes and logs
     for layer in results["layers"]:
         s = layer["summary"]
+        intervals = layer.get("intervals") or {}
+        caption = escape("[low, high]: 95% bootstrap interval over image folds") if intervals else None
         table = Table(
             title=f"{for_terminal(results['name'])} · {for_terminal(layer['name'])}: "
             f"{s['detectors']['all']}/{s['units']} detector units "
             f"({100 * s['detector_fraction']:.1f}%), IoU > {results['protocol']['iou_threshold']}",
+            caption=caption,
         )
         table.add_column("rule", no_wrap=True)
         for c in columns:
-            table.add_column(for_terminal(c), justify="right")
+            table.add_column(for_terminal(c), justify="right", no_wrap=True)
         for rule in RULES:
             if rule in s:
-                table.add_row(rule.replace("_", "-"), *(str(s[rule].get(c, "")) for c in columns))
+                table.add_row(rule.replace("_", "-"), *(
+                    escape(with_interval(s[rule].get(c, ""), (intervals.get(rule) or {}).get(c))) for c in columns))
+        held = (layer.get("held_out") or {}).get("summary")
+        for rule in RULES if held else ():
+            table.add_row(f"{rule.replace('_', '-')} (held-out)", *(str(held[rule].get(c, "")) for c in columns),
+                          style="dim")
         console.print(table)
 
 
@@ -108,4 +124,5 @@ __all__ = [
     "summary_rows",
     "to_csv",
     "unit_rows",
+    "with_interval",
 ]

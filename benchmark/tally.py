@@ -22,6 +22,16 @@ Definitions (``compat="netdissect"``, the original paper's code, NetDissect ``ma
   of ``c``. Label 0 (unlabeled; also Broden's marker for a filtered-out image-level label) never counts.
 * ``active[u]``: all active pixels of ``u`` (not used by the IoU; reported for reference).
 
+**Folds and splits.** Each image also belongs to one of ``folds`` image folds (``TallyInput.folds``, assigned by
+:func:`benchmark.bootstrap.fold_of` from the image id, so independent of order and of how the images are spread
+over processes) and to the ``train`` split or not (``TallyInput.train``). Beside the totals the tally keeps the
+same counts per fold (``fold_intersection (G, U, NL)``, ``fold_truth (G, NL)``, ``fold_activation_by_category
+(G, U, C)``, ``fold_images (G,)``: they sum exactly to the totals) and over the train images
+(``train_intersection``, ``train_truth``, ``train_activation_by_category``, ``train_images``): the first feed the
+bootstrap intervals (:mod:`benchmark.bootstrap`), the second the held-out protocol (label chosen on train, IoU on
+the rest). All are plain int64 tensors, merged by addition. Memory is ``(G + 2) x U x NL`` int64 values, whatever
+the number of images.
+
 ``compat="netdissect-lite"`` reproduces NetDissect-Lite (``feature_operation.py``) where it differs:
 
 * **Narrow gate**: an image's active pixels of ``u`` count for category ``c`` only when they overlap a pixel label
@@ -39,6 +49,7 @@ than a rule, and is not reproduced: such images gate only their image-level cate
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -48,13 +59,26 @@ from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT
 from benchmark.upsample import active_pixels, check_mode
 from broden.errors import BrodenError
 
+#: Image folds kept by default (see :mod:`benchmark.bootstrap`).
+DEFAULT_FOLDS = 16
+#: The tally's integer count tensors, in state_dict order: all are merged by addition.
+COUNT_TENSORS = (
+    "intersection", "truth", "activation_by_category", "active",
+    "fold_intersection", "fold_truth", "fold_activation_by_category", "fold_images",
+    "train_intersection", "train_truth", "train_activation_by_category", "train_images",
+)
+
 #: Default budget, in elements, for the per-chunk upsampled maps (float32): chunks of (image, unit) pairs are sized
 #: so that pairs x sh x sw stays under it, bounding memory whatever the batch size.
 DEFAULT_CHUNK_ELEMENTS = 2**24
 
 
 def active_pixel_chunks(
-    acts: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, int], chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+    acts: torch.Tensor,
+    thresholds: torch.Tensor,
+    size: tuple[int, int],
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    groups: torch.Tensor | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The active pixels of ``acts`` ``(B, U, h, w)`` upsampled to ``size`` against per-unit ``thresholds`` ``(U,)``.
 
@@ -62,13 +86,24 @@ def active_pixel_chunks(
     ``(P,)`` and its active pixels as (index into the chunk's pairs, pixel ``y * sw + x``), as
     :func:`benchmark.upsample.active_pixels` gives them. Only pairs whose raw maximum is above the threshold are
     visited (bilinear upsampling never exceeds it); a chunk holds at most ``chunk_elements // (sh * sw)`` pairs.
+    With ``groups`` ``(B,)`` (a group number per image), pairs are visited group by group and no chunk mixes
+    images of two groups (the tally's per-fold counts).
     """
     pair_b, pair_u = (acts.amax(dim=(2, 3)) > thresholds).nonzero(as_tuple=True)
     step = max(1, int(chunk_elements) // (size[0] * size[1]))
-    for start in range(0, pair_b.numel(), step):
-        pb, pu = pair_b[start : start + step], pair_u[start : start + step]
-        p_idx, s_idx = active_pixels(acts[pb, pu], thresholds[pu], size)
-        yield pb, pu, p_idx, s_idx
+    if groups is None:
+        bounds = [(0, pair_b.numel())]
+    else:
+        order = torch.argsort(groups[pair_b], stable=True)
+        pair_b, pair_u = pair_b[order], pair_u[order]
+        sizes = torch.unique_consecutive(groups[pair_b], return_counts=True)[1].tolist()
+        ends = list(itertools.accumulate(sizes))
+        bounds = list(zip([0, *ends[:-1]], ends))
+    for first, last in bounds:
+        for start in range(first, last, step):
+            pb, pu = pair_b[start : min(start + step, last)], pair_u[start : min(start + step, last)]
+            p_idx, s_idx = active_pixels(acts[pb, pu], thresholds[pu], size)
+            yield pb, pu, p_idx, s_idx
 
 
 def label_hits(
@@ -95,6 +130,8 @@ class TallyInput:
     acts: torch.Tensor  # (B, U, h, w) float activations of one layer
     label_maps: torch.Tensor  # (B, L, sh, sw) integer global label numbers, 0 = none (pad with zero layers)
     image_labels: Sequence[Sequence[int]]  # per image: its image-level label numbers (scene, texture)
+    folds: torch.Tensor | None = None  # (B,) int fold of each image in 0 .. folds - 1; None: all in fold 0
+    train: torch.Tensor | None = None  # (B,) bool, the image is in the train split; None: none is
 
 
 class Tally:
@@ -103,7 +140,8 @@ class Tally:
     ``label_category`` maps each scored label to its primary category among ``categories``
     (``LabelTable.primary_categories(categories)``); labels absent from it are counted but never scored (except in
     ``netdissect-lite`` compat, see the module docstring). Counts are int64: ``intersection (U, NL)``,
-    ``truth (NL,)``, ``activation_by_category (U, C)``, ``active (U,)`` and ``images``.
+    ``truth (NL,)``, ``activation_by_category (U, C)``, ``active (U,)`` and ``images``, and the same per fold and
+    over the train split (module docstring).
     """
 
     def __init__(
@@ -118,17 +156,19 @@ class Tally:
         device: str | torch.device = "cpu",
         chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
         fallback_category: str | None = None,
+        folds: int = DEFAULT_FOLDS,
     ) -> None:
         if compat not in COMPAT_MODES:
             raise BrodenError(f"unknown compat mode {compat!r}; choose one of {', '.join(COMPAT_MODES)}")
-        if not categories or num_units < 1 or num_labels < 1:
-            raise BrodenError("a tally needs at least one category, one unit and one label")
+        if not categories or num_units < 1 or num_labels < 1 or folds < 1:
+            raise BrodenError("a tally needs at least one category, one unit, one label and one fold")
         self.num_units, self.num_labels = int(num_units), int(num_labels)
         self.categories = list(categories)
         self.compat = compat
         self.upsample = check_mode(upsample)
         self.device = torch.device(device)
         self.chunk_elements = int(chunk_elements)
+        self.folds = int(folds)
         index = {c: i for i, c in enumerate(self.categories)}
         label_cat = torch.full((self.num_labels,), -1, dtype=torch.int64)
         for label, cat in label_category.items():
@@ -149,13 +189,22 @@ class Tally:
         )
         self.active = torch.zeros(self.num_units, dtype=torch.int64, device=self.device)
         self.images = 0
+        g, u, nl, nc = self.folds, self.num_units, self.num_labels, len(self.categories)
+        shapes = {
+            "fold_intersection": (g, u, nl), "fold_truth": (g, nl), "fold_activation_by_category": (g, u, nc),
+            "fold_images": (g,), "train_intersection": (u, nl), "train_truth": (nl,),
+            "train_activation_by_category": (u, nc), "train_images": (),
+        }
+        for name, shape in shapes.items():
+            setattr(self, name, torch.zeros(shape, dtype=torch.int64, device=self.device))
 
     # -- accumulation ------------------------------------------------------------------------------------------------
     def add(self, batch: TallyInput, thresholds: torch.Tensor) -> None:
         """Count one batch of images against per-unit ``thresholds`` (``(U,)``)."""
-        acts, maps = self._check(batch, thresholds)
+        acts, maps, fold, train = self._check(batch, thresholds)
         thr = thresholds.to(self.device, torch.float32)
         nb, nu = acts.shape[:2]
+        nl = self.num_labels
         sh, sw = maps.shape[2:]
         num_cats = len(self.categories)
         flat_maps = maps.flatten(2)  # (B, L, S)
@@ -163,17 +212,20 @@ class Tally:
         img_b, img_l = self._image_label_entries(batch.image_labels)
         # Pixels per (image, label), over all layers (a negative or too large label would land in another image's
         # row: both are refused below).
-        keys = flat_maps + (torch.arange(nb, device=self.device) * self.num_labels)[:, None, None]
+        keys = flat_maps + (torch.arange(nb, device=self.device) * nl)[:, None, None]
         try:
-            per_image = torch.bincount(keys.flatten(), minlength=nb * self.num_labels)
+            per_image = torch.bincount(keys.flatten(), minlength=nb * nl)
         except RuntimeError:
             per_image = torch.zeros(0, dtype=torch.int64, device=self.device)
-        out_of_range = bool((flat_maps >= self.num_labels).any()) or bool((flat_maps < 0).any())
-        if per_image.numel() != nb * self.num_labels or out_of_range:
-            raise BrodenError(f"label maps hold label numbers outside 0..{self.num_labels - 1}")
-        per_image = per_image.view(nb, self.num_labels)
-        self.truth[1:] += per_image[:, 1:].sum(dim=0)
-        self.truth.index_add_(0, img_l, torch.full_like(img_l, sh * sw))
+        out_of_range = bool((flat_maps >= nl).any()) or bool((flat_maps < 0).any())
+        if per_image.numel() != nb * nl or out_of_range:
+            raise BrodenError(f"label maps hold label numbers outside 0..{nl - 1}")
+        per_image = per_image.view(nb, nl)
+        per_image[:, 0] = 0  # label 0 (unlabeled) has no truth
+        image_truth = torch.zeros_like(per_image).view(-1)
+        image_truth.index_add_(0, img_b * nl + img_l, torch.full_like(img_l, sh * sw))
+        self._add_per_image(self.truth, self.fold_truth, self.train_truth, per_image + image_truth.view(nb, nl),
+                            fold, train)
 
         # Image-level categories per image (through the labels' primary categories; -1 goes to column 0, dropped).
         image_cats = torch.zeros(nb, num_cats + 1, dtype=torch.bool, device=self.device)
@@ -184,18 +236,30 @@ class Tally:
         pixel_labels = flat_maps.transpose(1, 2).reshape(nb * sh * sw, -1)  # (B*S, L): one row per image pixel
         cat_column = self.label_cat + 1  # column of each pixel label's category; 0 = none (pixel label 0 too)
         cat_column[0] = 0
-        for pb, pu, p_idx, s_idx in active_pixel_chunks(acts, thr, (sh, sw), self.chunk_elements):
+        group = fold * 2 + train.long()  # each image's (fold, split) cell: a chunk's pairs share one
+        for pb, pu, p_idx, s_idx in active_pixel_chunks(acts, thr, (sh, sw), self.chunk_elements, groups=group):
             counts[pb, pu] = torch.bincount(p_idx, minlength=pb.numel())
             labels = pixel_labels.index_select(0, pb[p_idx] * (sh * sw) + s_idx)  # (nnz, L) labels under active pixels
-            hits = label_hits(pu[p_idx], labels, nu, self.num_labels)  # label 0 lands in column 0, dropped
-            self.intersection[:, 1:] += hits[:, 1:]
+            hits = label_hits(pu[p_idx], labels, nu, nl)[:, 1:]  # label 0 lands in column 0, dropped
+            g = int(group[pb[0]])
+            self.intersection[:, 1:] += hits
+            self.fold_intersection[g // 2, :, 1:] += hits
+            if g % 2:
+                self.train_intersection[:, 1:] += hits
             if self.compat == "netdissect-lite":
                 keys = (p_idx * (num_cats + 1))[:, None] + cat_column[labels]
                 seen = torch.bincount(keys.flatten(), minlength=pb.numel() * (num_cats + 1)) > 0
                 overlap[pb, pu] = seen.view(pb.numel(), num_cats + 1)
 
         self.active += counts.sum(dim=0)
-        self.intersection.index_add_(1, img_l, counts[img_b].t().contiguous())
+        # Image-level labels: all of the unit's active pixels in the image, as (image entry, unit) -> (unit, label).
+        entry_counts = counts[img_b]  # (E, U)
+        self.intersection.index_add_(1, img_l, entry_counts.t().contiguous())
+        flat = (torch.arange(nu, device=self.device) * nl)[None, :] + img_l[:, None]  # (E, U) into (U, NL)
+        self.fold_intersection.view(-1).index_add_(
+            0, (flat + (fold[img_b] * (nu * nl))[:, None]).flatten(), entry_counts.flatten())
+        in_train = train[img_b]
+        self.train_intersection.view(-1).index_add_(0, flat[in_train].flatten(), entry_counts[in_train].flatten())
         if self.compat == "netdissect":
             pixel_cats = torch.zeros_like(image_cats)
             present_b, present_l = per_image[:, 1:].nonzero(as_tuple=True)
@@ -203,20 +267,29 @@ class Tally:
             gate = (image_cats | pixel_cats)[:, None, 1:]  # (B, 1, C): any label of c in the image
         else:
             gate = (overlap | image_cats[:, None, :])[:, :, 1:]  # (B, U, C)
-        self.activation_by_category += (counts[:, :, None] * gate).sum(dim=0)
+        self._add_per_image(self.activation_by_category, self.fold_activation_by_category,
+                            self.train_activation_by_category, counts[:, :, None] * gate, fold, train)
         self.images += nb
+        self.fold_images += torch.bincount(fold, minlength=self.folds)
+        self.train_images += train.sum()
+
+    @staticmethod
+    def _add_per_image(total: torch.Tensor, by_fold: torch.Tensor, by_train: torch.Tensor, per_image: torch.Tensor,
+                       fold: torch.Tensor, train: torch.Tensor) -> None:
+        """Add per-image counts ``(B, ...)`` to a total, its per-fold counts and its train-split counts."""
+        total += per_image.sum(dim=0)
+        by_fold.index_add_(0, fold, per_image)
+        by_train += per_image[train].sum(dim=0)
 
     def merge(self, other: "Tally") -> None:
         """Add the counts of ``other`` (a tally of other images with the same set-up)."""
-        same = (other.num_units, other.num_labels, other.categories, other.compat, other.upsample) == (
-            self.num_units, self.num_labels, self.categories, self.compat, self.upsample,
+        same = (other.num_units, other.num_labels, other.categories, other.compat, other.upsample, other.folds) == (
+            self.num_units, self.num_labels, self.categories, self.compat, self.upsample, self.folds,
         )
         if not same or not torch.equal(other.label_cat.to(self.device), self.label_cat):
-            raise BrodenError("cannot merge tallies with different units, labels, categories or options")
-        self.intersection += other.intersection.to(self.device)
-        self.truth += other.truth.to(self.device)
-        self.activation_by_category += other.activation_by_category.to(self.device)
-        self.active += other.active.to(self.device)
+            raise BrodenError("cannot merge tallies with different units, labels, categories, folds or options")
+        for name in COUNT_TENSORS:
+            getattr(self, name).add_(getattr(other, name).to(self.device))
         self.images += other.images
 
     # -- persistence -------------------------------------------------------------------------------------------------
@@ -228,11 +301,9 @@ class Tally:
             "categories": list(self.categories),
             "compat": self.compat,
             "upsample": self.upsample,
+            "folds": self.folds,
             "label_cat": self.label_cat.cpu(),
-            "intersection": self.intersection.cpu(),
-            "truth": self.truth.cpu(),
-            "activation_by_category": self.activation_by_category.cpu(),
-            "active": self.active.cpu(),
+            **{name: getattr(self, name).cpu() for name in COUNT_TENSORS},
             "images": self.images,
         }
 
@@ -240,16 +311,16 @@ class Tally:
     def from_state_dict(cls, state: dict, device: str | torch.device = "cpu") -> Tally:
         new = cls(
             state["num_units"], state["num_labels"], state["categories"], {},
-            compat=state["compat"], upsample=state["upsample"], device=device,
+            compat=state["compat"], upsample=state["upsample"], device=device, folds=state["folds"],
         )
         new.label_cat = state["label_cat"].to(new.device)
-        for name in ("intersection", "truth", "activation_by_category", "active"):
+        for name in COUNT_TENSORS:
             setattr(new, name, state[name].to(new.device))
         new.images = int(state["images"])
         return new
 
     # -- helpers -----------------------------------------------------------------------------------------------------
-    def _check(self, batch: TallyInput, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _check(self, batch: TallyInput, thresholds: torch.Tensor) -> tuple[torch.Tensor, ...]:
         acts, maps = batch.acts, batch.label_maps
         if acts.dim() != 4 or maps.dim() != 4 or acts.shape[0] != maps.shape[0]:
             raise BrodenError(
@@ -262,7 +333,14 @@ class Tally:
         if len(batch.image_labels) != acts.shape[0]:
             raise BrodenError("tally batch: image_labels must hold one list per image")
         maps = maps.to(self.device, torch.int64)
-        return acts.to(self.device, torch.float32), maps
+        nb = acts.shape[0]
+        fold = torch.zeros(nb, dtype=torch.int64) if batch.folds is None else batch.folds.to(torch.int64)
+        train = torch.zeros(nb, dtype=torch.bool) if batch.train is None else batch.train.to(torch.bool)
+        if fold.shape != (nb,) or train.shape != (nb,):
+            raise BrodenError("tally batch: folds and train must hold one value per image")
+        if nb and not 0 <= int(fold.min()) <= int(fold.max()) < self.folds:
+            raise BrodenError(f"tally batch: folds must lie in 0..{self.folds - 1}")
+        return acts.to(self.device, torch.float32), maps, fold.to(self.device), train.to(self.device)
 
     def _image_label_entries(
         self, image_labels: Sequence[Sequence[int]]

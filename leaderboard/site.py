@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import os
 import re
 from collections.abc import Mapping
@@ -69,6 +70,7 @@ class Entry:
     version: str = ""  # "" for the latest version of its line, else its directory under models/<slug>/
     versions: list[Entry] = field(default_factory=list)  # every version of the line, latest first (on each)
     verified: Mapping[str, Any] | None = None  # the maintainers' record, when this exact file was verified
+    overlaps: bool = False  # its unique-detector interval overlaps a ranked neighbour's (see mark_overlaps)
 
     @property
     def ranked(self) -> bool:
@@ -82,6 +84,11 @@ class Entry:
     @property
     def summary(self) -> dict[str, Any]:
         return self.layer["summary"]
+
+    @property
+    def interval(self) -> list[int] | None:
+        """The 95% bootstrap interval of the ranking count (unique detectors, per-category, all), when recorded."""
+        return ((self.layer.get("intervals") or {}).get("unique_per_category") or {}).get("all")
 
     @property
     def kind(self) -> str:
@@ -199,6 +206,16 @@ def _rank(entries: list[Entry]) -> None:
         if _score(entry) != previous:
             rank, previous = position + 1, _score(entry)
         entry.rank = rank
+    mark_overlaps([e for e in entries if e.ranked])
+
+
+def mark_overlaps(ranked: list[Entry]) -> None:
+    """Flag each entry, in rank order, whose interval overlaps the next or previous entry's: their order is not
+    established by the data. Entries without an interval are never flagged (nor flag their neighbours)."""
+    for above, below in itertools.pairwise(ranked):
+        a, b = above.interval, below.interval
+        if a is not None and b is not None and a[0] <= b[1] and b[0] <= a[1]:
+            above.overlaps = below.overlaps = True
 
 
 def _http(url: Any) -> str | None:

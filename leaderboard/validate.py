@@ -1,6 +1,6 @@
 """Validate one leaderboard submission: parse it strictly, check the schema, the arithmetic and the protocol.
 
-A submission is a results file (schema ``broden-results/1``) written by ``benchmark score`` or imported from an
+A submission is a results file (schema ``broden-results/2``, or 1) written by ``benchmark score`` or imported from an
 original NetDissect CSV. Everything in it is untrusted: the checks run in an order where each one can rely on the
 previous (size before parsing, structure before arithmetic), every rejection names the JSON path of the field and
 the reason, and the verdict never raises for bad content. A valid entry off the leaderboard protocol is kept and

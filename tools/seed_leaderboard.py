@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.netdissect_csv import CITATION, KNOWN_RELEASES, import_netdissect_csv
-from benchmark.results import SCHEMA_VERSION
+from benchmark.results import SUMMARY_SCHEMA_VERSION
 from broden.errors import BrodenError
 from leaderboard import protocol
 from leaderboard.site import SUBMISSIONS
@@ -109,7 +109,7 @@ def reported(row: dict[str, str]) -> dict[str, Any]:
 
     detectors = counts("detectors")
     return {
-        "schema": SCHEMA_VERSION,
+        "schema": SUMMARY_SCHEMA_VERSION,
         "name": describe(network)["name"],
         "model": _model(network, "reported"),
         "dataset": {"name": describe(network)["release"], "fingerprint": None},

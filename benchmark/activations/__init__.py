@@ -33,6 +33,7 @@ class Batch:
     images: torch.Tensor | None = None  # (B, 3, H, W) float
     label_maps: torch.Tensor | None = None  # (B, L, sh, sw) int32, layers of the selected pixel categories stacked
     image_labels: list[list[int]] | None = None  # per image: its image-level label numbers
+    splits: list[str] | None = None  # per image: its split ("train" or "val"), decoded with the labels
 
 
 class RowBatches(torch.utils.data.Dataset):
@@ -117,6 +118,7 @@ class RowBatches(torch.utils.data.Dataset):
                 offset += depth[c]
         batch.label_maps = torch.from_numpy(maps)
         batch.image_labels = [[int(n) for c in self.image_level for n in s.image_labels[c]] for s in samples]
+        batch.splits = [s.split for s in samples]
 
 
 def _stack_images(images: list[Any], ids: list[str]) -> torch.Tensor:

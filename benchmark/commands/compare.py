@@ -40,5 +40,13 @@ def run(args: argparse.Namespace) -> int:
     with claim(args.out, "benchmark compare", force=args.force, inputs=args.results) as output:
         out, mode = build_compare(args.results, out=output.path, names=names, mode=args.mode)
         output.mark()
+    difference = out / "difference.csv"
+    if difference.is_file():
+        import csv
+
+        for row in csv.DictReader(difference.open(encoding="utf-8")):
+            if row["category"] == "all":
+                print(f"{row['layer']} {row['rule']}: {row['a']} -> {row['b']} ({int(row['difference']):+d}, "
+                      f"95% [{row['low']}, {row['high']}]): {row['significant'].replace('yes', 'significant')}")
     print(f"{mode} comparison written to {out / 'index.html'}")
     return 0

@@ -41,6 +41,7 @@ def environment(package: str = "benchmark.html", templates: str = "templates"):
     env.filters["iou"] = lambda v: "—" if v is None else f"{v:.3f}"
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.1f}%"
     env.filters["count"] = lambda v: "—" if v is None else str(v)
+    env.filters["interval"] = lambda v: "" if v is None else f"[{v[0]}, {v[1]}]"
     env.globals["version"] = __version__
     return env
 

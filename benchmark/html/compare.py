@@ -33,6 +33,9 @@ UNIT_COLUMNS = (
 )
 COUNT_COLUMNS = ("name", "file", "layer", "units", "category", "detectors", "unique_per_category", "unique_top_label")
 PROTOCOL_KEYS = ("quantile", "iou_threshold", "compat", "categories")
+DIFFERENCE_COLUMNS = ("layer", "rule", "category", "a", "b", "difference", "low", "high", "significant")
+#: What two runs' bootstraps must share for their replicates to be paired.
+PAIRING_KEYS = ("folds", "fold_images", "replicates", "seed", "confidence")
 
 OUTPUT_HELP = """\
 Files written into the output directory:
@@ -48,6 +51,11 @@ Files written into the output directory:
                    name, file, layer, units, category, detectors, unique_per_category, unique_top_label
                  (unique_top_label is empty for reported entries that never published it).
     counts.csv   units and checkpoints modes: the models-mode table, for every file.
+    difference.csv  two files scored on the same dataset with the same bootstrap (folds, images per fold,
+                 replicates, seed): one row per layer, rule and category (all = the layer's total):
+                   layer, rule, category, a, b, difference, low, high, significant
+                 difference = b - a; [low, high] its paired 95% bootstrap interval (the same fold weights in
+                 both runs); significant is "yes" when the interval leaves out 0, else "not significant".
 """
 __doc__ = f"{__doc__}\n{OUTPUT_HELP}"
 
@@ -216,6 +224,45 @@ def protocol_differences(entries: Sequence[Entry]) -> list[str]:
     return out
 
 
+def paired_differences(a: Entry, b: Entry) -> tuple[list[dict[str, Any]], str | None]:
+    """Rows of ``b - a`` per layer, rule and category with paired bootstrap intervals, or why there are none.
+
+    Pairing needs the same dataset (fingerprint) and the same bootstrap (``PAIRING_KEYS``): then replicate ``r`` of
+    both runs drew the same folds, and the interval of the difference is the percentile interval of the
+    replicate-wise differences (:func:`benchmark.bootstrap.paired_interval`).
+    """
+    from benchmark.bootstrap import PAIRED_RULES, paired_interval
+
+    fingerprints = [e.results["dataset"].get("fingerprint") for e in (a, b)]
+    if fingerprints[0] is None or fingerprints[0] != fingerprints[1]:
+        return [], "the two files were not scored on the same dataset"
+    boots = [e.results["protocol"].get("bootstrap") for e in (a, b)]
+    if not all(boots):
+        return [], "a file has no bootstrap replicates (scored before intervals, or with --bootstrap 0)"
+    differs = [k for k in PAIRING_KEYS if boots[0].get(k) != boots[1].get(k)]
+    if differs:
+        return [], f"the bootstraps differ in {', '.join(differs)}; score both with the same --seed and --bootstrap"
+    rows = []
+    layers_b = {layer["name"]: layer for layer in b.results["layers"]}
+    for layer_a in a.results["layers"]:
+        layer_b = layers_b.get(layer_a["name"])
+        if layer_b is None:
+            continue
+        for rule in PAIRED_RULES:
+            reps_a, reps_b = layer_a["intervals"]["replicates"][rule], layer_b["intervals"]["replicates"][rule]
+            for c in reps_a:
+                if c not in reps_b:
+                    continue
+                low, high = paired_interval(reps_a[c], reps_b[c])
+                va, vb = layer_a["summary"][rule][c], layer_b["summary"][rule][c]
+                rows.append({"layer": layer_a["name"], "rule": rule, "category": c, "a": va, "b": vb,
+                             "difference": vb - va, "low": low, "high": high,
+                             "significant": "not significant" if low <= 0 <= high else "yes"})
+    if not rows:
+        return [], "the two files share no layer"
+    return rows, None
+
+
 def _all_categories(entries: Sequence[Entry]) -> list[str]:
     seen: list[str] = []
     for e in entries:
@@ -282,6 +329,7 @@ def build_compare(
     mode = choose_mode(entries, mode)
     categories = _all_categories(entries)
     counts = count_rows(entries)
+    differences, no_difference = paired_differences(entries[0], entries[1]) if len(entries) == 2 else ([], None)
     out = Path(out)
     with atomic.atomic_path(out, is_dir=True) as root:
         units = _units_section(entries) if mode in ("units", "checkpoints") else []
@@ -294,6 +342,8 @@ def build_compare(
             units=units,
             series=_checkpoint_charts(root, entries, categories) if mode == "checkpoints" else [],
             models=_model_charts(root, entries, categories) if mode == "models" else [],
+            differences=differences,
+            no_difference=no_difference,
             summary_rows=[
                 {"name": e.name, "layer": layer["name"], "summary": layer["summary"]}
                 for e in entries
@@ -301,6 +351,8 @@ def build_compare(
             ],
         )
         (root / "index.html").write_text(html, encoding="utf-8")
+        if differences:
+            (root / "difference.csv").write_text(to_csv(differences, DIFFERENCE_COLUMNS), encoding="utf-8")
         if units:
             rows = [c.row() for layer in units for c in layer["changes"]]
             (root / "compare.csv").write_text(to_csv(rows, UNIT_COLUMNS), encoding="utf-8")

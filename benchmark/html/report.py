@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.bootstrap import INTERVAL_RULES
 from benchmark.html import charts, overlay, render, write_svg
 from benchmark.protocol import ordered_categories
 from benchmark.results import EXPLANATIONS_FILE, load_explanations, load_results
@@ -162,9 +163,12 @@ def open_top_images(
 
 
 # -- pages ---------------------------------------------------------------------------------------------------------
-def summary_table(summary: Mapping[str, Any], categories: Sequence[str]) -> list[dict[str, Any]]:
-    """Rows 'all' then each category: detectors and unique detectors under both conventions, with % of units."""
+def summary_table(summary: Mapping[str, Any], categories: Sequence[str],
+                  intervals: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rows 'all' then each category: detectors and unique detectors under both conventions, with % of units, and
+    each count's 95% bootstrap interval (``<rule>_interval``, None without one) from the layer's ``intervals``."""
     units = summary["units"]
+    intervals = intervals or {}
     top_det = summary.get("detectors_top_label") or {}
     top_uni = summary.get("unique_top_label") or {}
     rows = []
@@ -179,6 +183,7 @@ def summary_table(summary: Mapping[str, Any], categories: Sequence[str]) -> list
                 "detectors_top_label": top_det.get(c),
                 "fraction_top_label": None if top_det.get(c) is None else top_det[c] / units,
                 "unique_top_label": top_uni.get(c),
+                **{f"{rule}_interval": (intervals.get(rule) or {}).get(c) for rule in INTERVAL_RULES},
             }
         )
     return rows
@@ -236,6 +241,8 @@ def _gallery(
             "label": u["label"],
             "category": u["category"],
             "iou": u["iou"],
+            "iou_interval": u.get("iou_interval"),
+            "held_out": u.get("held_out"),
             "detector": u["iou"] > thr,
             "others": [
                 {"category": c, "label": b["label"], "iou": b["iou"]}
@@ -313,7 +320,8 @@ def build_report(
                 results=results,
                 layer=layer,
                 categories=categories,
-                summary=summary_table(layer["summary"], categories),
+                summary=summary_table(layer["summary"], categories, layer.get("intervals")),
+                held_out=summary_table(layer["held_out"]["summary"], categories) if "held_out" in layer else None,
                 histograms=histograms,
                 cards=cards,
                 has_units=has_units,
