@@ -103,8 +103,13 @@ class Tally:
     ``label_category`` maps each scored label to its primary category among ``categories``
     (``LabelTable.primary_categories(categories)``); labels absent from it are counted but never scored (except in
     ``netdissect-lite`` compat, see the module docstring). Counts are int64: ``intersection (U, NL)``,
-    ``truth (NL,)``, ``activation_by_category (U, C)``, ``active (U,)`` and ``images``.
+    ``truth (NL,)``, ``activation_by_category (U, C)``, ``active (U,)`` and ``images`` (0-d). Tallies of
+    disjoint sets of images add up: :meth:`counts` is every count, which :meth:`merge` (and a distributed run's
+    ``all_reduce``) sums.
     """
+
+    #: int64 tensors that describe the set-up rather than count anything (never summed)
+    SETUP = ("label_cat",)
 
     def __init__(
         self,
@@ -148,7 +153,7 @@ class Tally:
             self.num_units, len(self.categories), dtype=torch.int64, device=self.device
         )
         self.active = torch.zeros(self.num_units, dtype=torch.int64, device=self.device)
-        self.images = 0
+        self.images = torch.zeros((), dtype=torch.int64, device=self.device)
 
     # -- accumulation ------------------------------------------------------------------------------------------------
     def add(self, batch: TallyInput, thresholds: torch.Tensor) -> None:
@@ -206,6 +211,11 @@ class Tally:
         self.activation_by_category += (counts[:, :, None] * gate).sum(dim=0)
         self.images += nb
 
+    def counts(self) -> dict[str, torch.Tensor]:
+        """Every count of the tally: each int64 tensor attribute except the set-up (:attr:`SETUP`), by name."""
+        return {k: v for k, v in vars(self).items()
+                if isinstance(v, torch.Tensor) and v.dtype == torch.int64 and k not in self.SETUP}
+
     def merge(self, other: "Tally") -> None:
         """Add the counts of ``other`` (a tally of other images with the same set-up)."""
         same = (other.num_units, other.num_labels, other.categories, other.compat, other.upsample) == (
@@ -213,11 +223,9 @@ class Tally:
         )
         if not same or not torch.equal(other.label_cat.to(self.device), self.label_cat):
             raise BrodenError("cannot merge tallies with different units, labels, categories or options")
-        self.intersection += other.intersection.to(self.device)
-        self.truth += other.truth.to(self.device)
-        self.activation_by_category += other.activation_by_category.to(self.device)
-        self.active += other.active.to(self.device)
-        self.images += other.images
+        theirs = other.counts()
+        for name, mine in self.counts().items():
+            mine += theirs[name].to(self.device)
 
     # -- persistence -------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -233,7 +241,7 @@ class Tally:
             "truth": self.truth.cpu(),
             "activation_by_category": self.activation_by_category.cpu(),
             "active": self.active.cpu(),
-            "images": self.images,
+            "images": int(self.images),
         }
 
     @classmethod
@@ -242,10 +250,10 @@ class Tally:
             state["num_units"], state["num_labels"], state["categories"], {},
             compat=state["compat"], upsample=state["upsample"], device=device,
         )
-        new.label_cat = state["label_cat"].to(new.device)
+        new.label_cat = state["label_cat"].to(new.device).clone()  # copies: the state may live on
         for name in ("intersection", "truth", "activation_by_category", "active"):
-            setattr(new, name, state[name].to(new.device))
-        new.images = int(state["images"])
+            setattr(new, name, state[name].to(new.device).clone())
+        new.images = torch.tensor(int(state["images"]), dtype=torch.int64, device=new.device)
         return new
 
     # -- helpers -----------------------------------------------------------------------------------------------------
