@@ -246,14 +246,15 @@ class _Run:
                 self.cache.close()
         self._merge_tallies()
         self.timings["total_s"] += time.perf_counter() - self.started
-        if self.group.rank != 0:
-            return Outcome(results_path, None, skipped=False)
-        results = self._results()
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._write_top_maps(self.out / TOP_MAPS_FILE)
-        write_results(results_path, results, check_every_unit=False)
-        if not self.settings.keep_cache:
-            self.ckpt.remove()
+        results = None
+        if self.group.rank == 0:
+            results = self._results()
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._write_top_maps(self.out / TOP_MAPS_FILE)
+            write_results(results_path, results, check_every_unit=False)
+            if not self.settings.keep_cache:
+                self.ckpt.remove()
+        self.group.barrier()  # every rank ends with the outputs written, and the ranks leave the group together
         return Outcome(results_path, results, skipped=False)
 
     def _restore(self) -> None:
