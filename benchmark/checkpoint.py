@@ -57,7 +57,8 @@ class Checkpoint:
     rank :meth:`load`\\ s and :meth:`save`\\ s its own state in :attr:`dir`.
     """
 
-    def __init__(self, root: Path, key: str, *, rank: int = 0, world_size: int = 1, batch_size: int | None = None) -> None:
+    def __init__(self, root: Path, key: str, *, rank: int = 0, world_size: int = 1,
+                 batch_size: int | None = None) -> None:
         self.root = Path(root)
         self.key = key
         self.world_size = world_size

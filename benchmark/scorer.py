@@ -294,7 +294,8 @@ class _Run:
 
         def new_quantile(shape: tuple[int, int, int]) -> ShardQuantile:
             limit = _exact_limit(n, shape)
-            switch = sketch_switch_row(n, shape[1] * shape[2], self.settings.batch_size, limit) if g.distributed else None
+            switch = (sketch_switch_row(n, shape[1] * shape[2], self.settings.batch_size, limit)
+                      if g.distributed else None)
             return ShardQuantile(shape[0], self.settings.quantile, exact_limit=limit, switch_row=switch, device=dev)
 
         self.quant = {

@@ -41,7 +41,8 @@ class TopImages:
         # (value desc, row asc): sort by row, then stably by value. Unused slots (-inf, row -1) sort last.
         by_row = torch.sort(rows, dim=1, stable=True).indices
         by_value = torch.sort(values.gather(1, by_row), dim=1, descending=True, stable=True).indices
-        self._keep(by_row.gather(1, by_value)[:, : self.k], other.values.to(dev), other.rows.to(dev), other.maps.to(dev))
+        order = by_row.gather(1, by_value)[:, : self.k]
+        self._keep(order, other.values.to(dev), other.rows.to(dev), other.maps.to(dev))
 
     def _keep(self, order: torch.Tensor, values: torch.Tensor, rows: torch.Tensor, maps: torch.Tensor) -> None:
         """Keep entries ``order`` (U, k) of the kept entries followed by the candidates (U, n) ``values``, ``rows``
