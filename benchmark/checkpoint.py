@@ -86,6 +86,11 @@ class Checkpoint:
             atomic.write_json(manifest, self.manifest)
         return note
 
+    def open(self) -> dict[str, Any] | None:
+        """:meth:`prepare` then :meth:`load`, for a job of one process (there is no other rank to wait for)."""
+        self.prepare()
+        return self.load()
+
     def load(self, *, fresh: bool = False) -> dict[str, Any] | None:
         """This rank's saved state, or None when it starts over (``fresh``: discard it first)."""
         if fresh and self.dir == self.root:

@@ -323,7 +323,8 @@ class _Run:
     def _forward_pass(self) -> None:
         """Pass 1 over this rank's rows: streaming thresholds and top images (and the cache)."""
         t0, q_time = time.perf_counter(), 0.0
-        stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, self.stop, None)
+        stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, None,
+                                       stop_row=self.stop)
         for batch, acts in track(stream, "pass 1/2: forward, thresholds, top images", total=self.stop - self.row,
                                  advance_by=lambda item: len(item[0].ids), quiet=self.quiet):
             for name, a in acts.items():
@@ -372,8 +373,8 @@ class _Run:
         """Pass 2 over this rank's rows: intersections of active regions and labels, from the cache or a second
         forward pass."""
         t0 = time.perf_counter()
-        stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, self.stop,
-                                     self.categories, need_acts=self.cache is None)
+        stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, self.categories,
+                                       need_acts=self.cache is None, stop_row=self.stop)
         for batch, acts in track(stream, "pass 2/2: tally", total=self.stop - self.row,
                                  advance_by=lambda item: len(item[0].ids), quiet=self.quiet):
             maps = batch.label_maps.to(self.device, non_blocking=True)

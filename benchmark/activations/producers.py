@@ -56,10 +56,10 @@ class ModelProducer:
             raise BrodenError(f"{self.model.name}: forward pass failed on images {batch.start}..{batch.end - 1} "
                               f"({batch.ids[0]} ...): {type(exc).__name__}: {detail}") from exc
 
-    def batches(self, batch_size: int, workers: int, first_row: int, stop_row: int, categories: list[str] | None,
-                need_acts: bool = True) -> Iterator[tuple[Batch, Acts | None]]:
-        """Rows ``first_row .. stop_row - 1``; ``categories`` given: with label maps; ``need_acts`` False: no
-        forward."""
+    def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,
+                need_acts: bool = True, stop_row: int | None = None) -> Iterator[tuple[Batch, Acts | None]]:
+        """Rows ``first_row .. stop_row - 1`` (default: to the end); ``categories`` given: with label maps;
+        ``need_acts`` False: no forward."""
         rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row, stop_row=stop_row,
                         preprocess=self.preprocess if need_acts else None, categories=categories)
         for batch in batch_loader(rb, workers):
@@ -90,8 +90,8 @@ class SuppliedProducer:
         self.dataset_ids = supplied.dataset_ids
         self.shapes = {supplied.layer: supplied.shape}
 
-    def batches(self, batch_size: int, workers: int, first_row: int, stop_row: int, categories: list[str] | None,
-                need_acts: bool = True) -> Iterator[tuple[Batch, Acts | None]]:
+    def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,
+                need_acts: bool = True, stop_row: int | None = None) -> Iterator[tuple[Batch, Acts | None]]:
         rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row, stop_row=stop_row,
                         categories=categories)
         for batch in batch_loader(rb, workers if categories else 0):
