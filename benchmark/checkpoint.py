@@ -1,4 +1,11 @@
-"""Resumable runs: the state of an unfinished dissection, saved atomically and reused only for the same run."""
+"""Resumable runs: the state of an unfinished dissection, saved atomically and reused only for the same run.
+
+Layout under a run's cache directory: ``manifest.json`` (the run key, the number of processes and, with several,
+the batch size that cuts the rows into their shards) and the state
+``checkpoint.pt`` of a single process, or ``rank-<r>/checkpoint.pt`` per rank of a distributed run (each rank
+saves its own, whenever it likes; its activation cache lives beside it). A directory left by another run, or by
+the same run split into other shards, is cleared before use.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ import torch
 from broden.utils import atomic
 
 CHECKPOINT_FILE = "checkpoint.pt"
-KEY_FILE = "run-key.txt"
+MANIFEST_FILE = "manifest.json"
 
 
 def run_key(parts: dict[str, Any]) -> str:
@@ -32,23 +39,65 @@ def module_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-class Checkpoint:
-    """``<dir>/checkpoint.pt`` for run ``key``; a directory left by another run is cleared before use."""
+def single_process_key(root: Path) -> str | None:
+    """The run key of a single process's state under ``root`` (its activation cache then holds every row of the
+    run), or None: no state, an unreadable manifest, or the shards of a distributed run."""
+    try:
+        found = json.loads((Path(root) / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return found.get("key") if isinstance(found, dict) and found.get("world_size") == 1 else None
 
-    def __init__(self, directory: Path, key: str) -> None:
-        self.dir = Path(directory)
+
+class Checkpoint:
+    """The checkpoint of rank ``rank`` of a ``world_size``-process run ``key`` under ``root``; ``batch_size`` (with
+    several processes) is what cuts the rows into the ranks' shards.
+
+    :meth:`prepare` (once per run, by rank 0, before any rank loads) clears what belongs to another run; then every
+    rank :meth:`load`\\ s and :meth:`save`\\ s its own state in :attr:`dir`.
+    """
+
+    def __init__(self, root: Path, key: str, *, rank: int = 0, world_size: int = 1,
+                 batch_size: int | None = None) -> None:
+        self.root = Path(root)
         self.key = key
+        self.world_size = world_size
+        self.manifest = {"key": key, "world_size": world_size, "batch_size": batch_size if world_size > 1 else None}
+        self.dir = self.root if world_size == 1 else self.root / f"rank-{rank}"
         self.path = self.dir / CHECKPOINT_FILE
 
-    def open(self, *, fresh: bool = False) -> dict[str, Any] | None:
-        """Prepare the directory; return the saved state of this run, or None when starting over."""
-        key_file = self.dir / KEY_FILE
-        stale = self.dir.exists() and (fresh or not key_file.is_file() or key_file.read_text().strip() != self.key)
-        if stale:
-            shutil.rmtree(self.dir)
+    def prepare(self) -> str | None:
+        """Clear the root when it holds another run's state, or this run's split into other shards (another number
+        of processes or batch size), and write the manifest. Returns a note to show the user when checkpoints of
+        this run were discarded for their shards (they cannot be resumed by this launch), else None."""
+        manifest = self.root / MANIFEST_FILE
+        try:
+            found = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            found = {}
+        note = None
+        if self.root.exists() and found != self.manifest:
+            if found.get("key") == self.key:
+                note = (f"{self.root}: the checkpoints are of a run with {_shards(found)} and this run has "
+                        f"{_shards(self.manifest)}, so it starts over (relaunch with those to resume them instead)")
+            shutil.rmtree(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not manifest.is_file():
+            atomic.write_json(manifest, self.manifest)
+        return note
+
+    def open(self) -> dict[str, Any] | None:
+        """:meth:`prepare` then :meth:`load`, for a job of one process (there is no other rank to wait for)."""
+        self.prepare()
+        return self.load()
+
+    def load(self, *, fresh: bool = False) -> dict[str, Any] | None:
+        """This rank's saved state, or None when it starts over (``fresh``: discard it first)."""
+        if fresh and self.dir == self.root:
+            self.path.unlink(missing_ok=True)
+        elif fresh:
+            shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True, exist_ok=True)
-        if not key_file.is_file():
-            atomic.write_text(key_file, self.key + "\n")
         if not self.path.is_file():
             return None
         try:
@@ -62,4 +111,9 @@ class Checkpoint:
             torch.save({**state, "key": self.key}, tmp)
 
     def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _shards(manifest: dict[str, Any]) -> str:
+    batch = manifest.get("batch_size")
+    return f"{manifest.get('world_size')} process(es)" + (f" and batches of {batch} rows" if batch else "")

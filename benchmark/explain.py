@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from benchmark.activations import ActivationCache, RowBatches, SuppliedActivations, batch_loader
-from benchmark.checkpoint import KEY_FILE
+from benchmark.checkpoint import single_process_key
 from benchmark.results import (
     EXPLANATIONS_FILE,
     EXPLANATIONS_SCHEMA_FILE,
@@ -404,7 +404,7 @@ class _Activations:
             self.indices = list(range(len(dataset)))
             cache_dir = results_path.parent / CACHE_DIR
             all_shapes = {layer["name"]: tuple(layer["shape"]) for layer in results["layers"]}
-            key = (cache_dir / KEY_FILE).read_text().strip() if (cache_dir / KEY_FILE).is_file() else None
+            key = single_process_key(cache_dir)
             run_key = results.get("environment", {}).get("run_key")
             if key is not None and key == run_key and ActivationCache.intact(cache_dir, all_shapes, self.num_rows):
                 self.scorer_cache = ActivationCache(cache_dir, all_shapes, self.num_rows, resume=True)

@@ -68,7 +68,10 @@ class TopQuantile:
         *,
         exact_limit: int = 2**24,
         device: str | torch.device = "cpu",
+        sketch: bool = False,
     ) -> None:
+        """``sketch=True`` starts in sketch mode with an empty seed: the part of a stream after its switch (see
+        :class:`ShardQuantile`)."""
         if not 0 < quantile < 1:
             raise BrodenError(f"quantile must be between 0 and 1 (exclusive), got {quantile}")
         if num_units < 1 or exact_limit < 1:
@@ -88,6 +91,8 @@ class TopQuantile:
         self._hi: torch.Tensor | None = None
         self._below: torch.Tensor | None = None
         self._floor: torch.Tensor | None = None  # bucket id at or below which the "below" values may lie
+        if sketch:
+            self._start_sketch()
 
     # -- streaming -------------------------------------------------------------------------------------------------
     def add(self, acts: torch.Tensor) -> None:
@@ -266,6 +271,74 @@ class TopQuantile:
         ids = torch.where(unresolved, torch.maximum(self._floor, self._hi - SKETCH_MAX_BINS + 1), ids).double()
         mag = 2 * torch.exp((ids.abs() + _KEY_OFFSET) * _LOG_GAMMA) / (_GAMMA + 1)
         return torch.where(ids == 0, torch.zeros_like(mag), torch.sign(ids) * mag), unresolved
+
+
+def sketch_switch_row(num_rows: int, values_per_row: int, batch_size: int, exact_limit: int) -> int | None:
+    """The row at which one stream of ``num_rows`` rows, added in batches of ``batch_size`` rows from row 0 with
+    ``values_per_row`` values per unit each, switches from exact to sketch (the first row of the batch that takes
+    it past ``exact_limit`` values); None when it stays exact."""
+    if num_rows * values_per_row <= exact_limit:
+        return None
+    return batch_size * (exact_limit // (batch_size * values_per_row))
+
+
+class ShardQuantile:
+    """The :class:`TopQuantile` of a contiguous part of a run's rows, mergeable into exactly the state that one
+    stream over all the rows reaches.
+
+    Exact mode merges exactly by itself; the sketch does not, because one stream seeds its sketch with the exact top
+    of the rows before its switch (:func:`sketch_switch_row`) and counts the rest of them as "below". So a shard
+    keeps its rows before ``switch_row`` in an exact TopQuantile (``before``: at most ``exact_limit`` values, it
+    never switches) and its rows from ``switch_row`` on in one that is a sketch from the start (``after``). Shards
+    merge part by part, and :meth:`result` seeds the sketch from the merged ``before`` and adds the merged
+    ``after``'s bucket counts: the stream's state, bucket for bucket. With ``switch_row=None`` it is one plain
+    stream (``before`` switches by itself when it must): a single process.
+    """
+
+    def __init__(self, num_units: int, quantile: float, *, exact_limit: int, switch_row: int | None,
+                 device: str | torch.device = "cpu") -> None:
+        self.switch_row = switch_row
+        self.before = TopQuantile(num_units, quantile, exact_limit=exact_limit, device=device)
+        self.after = None if switch_row is None else TopQuantile(
+            num_units, quantile, exact_limit=exact_limit, device=device, sketch=True)
+
+    def add(self, acts: torch.Tensor, first_row: int) -> None:
+        """``acts`` (B, U, h, w) for rows ``first_row .. first_row + B - 1`` of the run's order."""
+        if self.after is None:
+            self.before.add(acts)
+            return
+        cut = min(max(self.switch_row - first_row, 0), acts.shape[0])
+        if cut:
+            self.before.add(acts[:cut])
+        if cut < acts.shape[0]:
+            self.after.add(acts[cut:])
+
+    def merge(self, other: "ShardQuantile") -> None:
+        """Add ``other``, a part of the same run (same switch row) over other rows."""
+        if other.switch_row != self.switch_row:
+            raise BrodenError("cannot merge thresholds of runs that switch to the sketch at different rows")
+        self.before.merge(other.before)
+        if self.after is not None and other.after is not None:
+            self.after.merge(other.after)
+
+    def result(self) -> TopQuantile:
+        """The merged stream (a copy)."""
+        out = TopQuantile.from_state_dict(self.before.state_dict(), self.before.device)
+        if self.after is not None and self.after.count:
+            out.merge(self.after)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"switch_row": self.switch_row, "before": self.before.state_dict(),
+                "after": None if self.after is None else self.after.state_dict()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str | torch.device = "cpu") -> "ShardQuantile":
+        new = cls.__new__(cls)
+        new.switch_row = state["switch_row"]
+        new.before = TopQuantile.from_state_dict(state["before"], device)
+        new.after = None if state["after"] is None else TopQuantile.from_state_dict(state["after"], device)
+        return new
 
 
 def _shift_window(bins: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

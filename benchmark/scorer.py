@@ -10,6 +10,14 @@ written last, atomically: ``results.json`` exists only for a finished run.
 State is checkpointed every ``checkpoint_every_s`` seconds under ``OUT/cache/``, keyed on everything that
 determines the results, so an interrupted run resumes where it stopped and gives the same results, and a stale
 checkpoint is never reused. Memory does not grow with the number of images.
+
+Distributed (:mod:`benchmark.distributed`): each rank runs both passes on its contiguous shard of the run's
+batches and checkpoints on its own (``OUT/cache/rank-<r>/``). Between the passes the ranks' streaming states are
+gathered on rank 0 and merged exactly (:class:`~benchmark.quantile.ShardQuantile`,
+:meth:`~benchmark.topk.TopImages.merge`), and the thresholds sent back; after pass 2 every tally count is summed
+over the ranks. Rank 0 writes the outputs, identical to a single process's but for timings and ``world_size``.
+The merge is redone on every launch from the ranks' saved pass-1 states, so a relaunch with the same number of
+processes resumes every rank where it stopped.
 """
 
 from __future__ import annotations
@@ -17,7 +25,6 @@ from __future__ import annotations
 import os
 import platform
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,9 +38,10 @@ from benchmark import bootstrap
 from benchmark.activations import ActivationCache, SuppliedActivations
 from benchmark.activations.producers import ModelProducer, SuppliedProducer
 from benchmark.checkpoint import Checkpoint, run_key
+from benchmark.distributed import Group, current, rank_device, shard_bounds
 from benchmark.models.loader import LoadedModel
 from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT, IOU_THRESHOLD, QUANTILE, ordered_categories
-from benchmark.quantile import TopQuantile
+from benchmark.quantile import ShardQuantile, sketch_switch_row
 from benchmark.results import SCHEMA_VERSION, parse_json_strict, write_results
 from benchmark.rotation import RotatedProducer, Rotation
 from benchmark.scoring import held_out_units, score_units
@@ -45,15 +53,17 @@ from broden.errors import BrodenError
 from broden.utils import atomic
 from broden.utils.cli import check_number
 from broden.utils.disk import free_bytes, human_bytes
-from broden.utils.progress import track
+from broden.utils.progress import say, track
 from broden.version import __version__
 
 RESULTS_FILE = "results.json"
 TOP_MAPS_FILE = "top_maps.npz"
 CACHE_DIR = "cache"
-#: Test hook: after this many batches (both passes together) raise KeyboardInterrupt, as if the user hit Ctrl-C;
-#: with a ``:kill`` suffix (``3:kill``) the process kills itself with SIGKILL instead, as a crash would.
+#: Test hook ``N[:HOW][@RANK]``: after N batches (both passes together) raise KeyboardInterrupt, as if the user hit
+#: Ctrl-C; HOW ``kill``: SIGKILL itself, as a crash would; ``raise``: raise a BrodenError, as a bad input would;
+#: ``hang``: stop answering. ``@RANK``: only on that rank of a distributed run (default: every process).
 INTERRUPT_ENV = "BRODEN_TEST_INTERRUPT_AFTER"
+INTERRUPT_MODES = ("interrupt", "kill", "raise", "hang")
 
 
 @dataclass
@@ -87,9 +97,9 @@ class Settings:
     rotate: float | None = None  # alpha of the random rotation of every layer's units; None: no rotation
 
     def check(self) -> None:
-        """Reject impossible settings with a one-line error; resolve ``device='auto'``."""
-        if self.device == "auto":
-            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        """Reject impossible settings with a one-line error; resolve ``device='auto'``, and under a launcher
+        ``cuda`` to this process's GPU (:func:`benchmark.distributed.rank_device`)."""
+        self.device = rank_device(self.device)
         if not 0 < self.quantile < 1:
             raise BrodenError(f"--quantile {self.quantile}: must lie strictly between 0 and 1 (0.005 = top 0.5%)")
         if not 0 <= self.iou_threshold <= 1:
@@ -131,12 +141,16 @@ def check_device(device: str) -> None:
 @dataclass
 class Outcome:
     path: Path  # results.json
-    results: dict[str, Any]
+    results: dict[str, Any] | None  # None on the ranks other than 0 of a distributed run
     skipped: bool  # True: a finished run with the same key was already there
 
 
-def score_model(model: LoadedModel, dataset: Broden, out: str | os.PathLike[str], settings: Settings) -> Outcome:
-    """Dissect ``settings.layers`` (default: the model's LAYERS) of ``model`` on ``dataset``; results in ``out``."""
+def score_model(model: LoadedModel, dataset: Broden, out: str | os.PathLike[str], settings: Settings,
+                group: Group | None = None) -> Outcome:
+    """Dissect ``settings.layers`` (default: the model's LAYERS) of ``model`` on ``dataset``; results in ``out``.
+
+    ``group``: the processes sharing the run (default: the process group this process joined, if any, else this
+    process alone); every rank calls this with the same arguments."""
     settings.check()
     layers = settings.layers or model.layers
     if not layers:
@@ -144,18 +158,20 @@ def score_model(model: LoadedModel, dataset: Broden, out: str | os.PathLike[str]
                           "or set LAYERS in the model file")
     _check_dataset(dataset, settings)
     producer = ModelProducer(model, dataset, list(dict.fromkeys(layers)), settings.device, amp=settings.amp)
-    return _Run(_rotated(producer, settings), dataset, Path(out), settings, model.record()).execute()
+    return _Run(_rotated(producer, settings), dataset, Path(out), settings, model.record(), group or current()).execute()
 
 
 def score_activations(supplied: SuppliedActivations, dataset: Broden, out: str | os.PathLike[str],
-                      settings: Settings, name: str | None = None) -> Outcome:
-    """Dissect activations computed elsewhere (``--activations``) on the dataset rows they name."""
+                      settings: Settings, name: str | None = None, group: Group | None = None) -> Outcome:
+    """Dissect activations computed elsewhere (``--activations``) on the dataset rows they name (``group`` as in
+    :func:`score_model`)."""
     settings.check()
     _check_dataset(dataset, settings)
     record = {"name": name or supplied.path.stem, "source": "activations", "file": str(supplied.path),
               "file_sha256": None, "weights_sha256": None, "weights_url": None, "architecture": None,
               "training_data": None, "paper": None, "metadata": {}}
-    return _Run(_rotated(SuppliedProducer(supplied, dataset), settings), dataset, Path(out), settings, record).execute()
+    return _Run(_rotated(SuppliedProducer(supplied, dataset), settings), dataset, Path(out), settings, record,
+                group or current()).execute()
 
 
 def _rotated(producer: ModelProducer | SuppliedProducer, settings: Settings) -> Any:
@@ -184,11 +200,13 @@ def _exact_limit(num_rows: int, shape: tuple[int, int, int]) -> int:
 
 
 class _Run:
-    """One run's state between the passes; ``execute`` resumes from the checkpoint when there is one."""
+    """One run's state between the passes (on one rank: its shard); ``execute`` resumes from the checkpoint."""
 
-    def __init__(self, producer, dataset: Broden, out: Path, settings: Settings, model_record: dict[str, Any]) -> None:
+    def __init__(self, producer, dataset: Broden, out: Path, settings: Settings, model_record: dict[str, Any],
+                 group: Group) -> None:
         self.producer, self.dataset, self.out, self.settings = producer, dataset, out, settings
         self.model_record = model_record
+        self.group = group
         self.categories = ordered_categories(settings.categories or dataset.labels.category_names)
         self.protocol = {
             "quantile": settings.quantile,
@@ -213,10 +231,19 @@ class _Run:
             "top_k": settings.top_k, "activation_dtype": "float16",
         })
         self.n = len(producer.indices)
+        # This rank's shard: whole batches of the single run, so every forward pass sees the same input tensor.
+        bs = settings.batch_size
+        first_batch, stop_batch = shard_bounds(-(-self.n // bs), group.world_size, group.rank)
+        self.first, self.stop = first_batch * bs, min(stop_batch * bs, self.n)
         self.device = settings.device
-        count, _, how = os.environ.get(INTERRUPT_ENV, "").partition(":")
-        self.interrupt_after, self.hard_kill = (int(count) if count else None), how == "kill"
+        spec, _, only = os.environ.get(INTERRUPT_ENV, "").partition("@")
+        count, _, how = spec.partition(":")
+        self.interrupt_how = how or "interrupt"
+        if self.interrupt_how not in INTERRUPT_MODES:
+            raise BrodenError(f"{INTERRUPT_ENV}={spec}: choose N or N:{'|N:'.join(INTERRUPT_MODES[1:])}")
+        self.interrupt_after = int(count) if count and (not only or int(only) == group.rank) else None
         self.batches_done = 0
+        self.quiet = settings.quiet or group.rank != 0  # progress bars: rank 0's only
 
     # -- the run -------------------------------------------------------------------------------------------------
     def execute(self) -> Outcome:
@@ -225,7 +252,7 @@ class _Run:
             # written validated and atomically by a previous run: reading its key needs no schema check
             existing = parse_json_strict(results_path.read_bytes(), str(results_path))
             if existing.get("environment", {}).get("run_key") == self.key:
-                return Outcome(results_path, existing, skipped=True)
+                return Outcome(results_path, existing if self.group.rank == 0 else None, skipped=True)
             raise BrodenError(f"{results_path} holds the results of a different run (model, layers, settings or "
                               "dataset differ); pass --force to replace them, or choose another --out")
         self.started = time.perf_counter()
@@ -233,42 +260,69 @@ class _Run:
         try:
             if self.stage == "forward":
                 self._forward_pass()
+            self._merge_pass1()
             if self.stage == "tally":
                 self._tally_pass()
         finally:
             if self.cache is not None:
                 self.cache.close()
+        self._merge_tallies()
         self.timings["total_s"] += time.perf_counter() - self.started
-        results = self._results()
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._write_top_maps(self.out / TOP_MAPS_FILE)
-        write_results(results_path, results, check_every_unit=False)
-        if not self.settings.keep_cache:
-            self.ckpt.remove()
+        results = None
+        if self.group.rank == 0:
+            results = self._results()
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._write_top_maps(self.out / TOP_MAPS_FILE)
+            write_results(results_path, results, check_every_unit=False)
+            if not self.settings.keep_cache:
+                self.ckpt.remove()
+        self.group.barrier()  # every rank ends with the outputs written, and the ranks leave the group together
         return Outcome(results_path, results, skipped=False)
 
     def _restore(self) -> None:
-        src, shapes, n = self.producer, self.producer.shapes, self.n
-        self.ckpt = Checkpoint(self.out / CACHE_DIR, self.key)
-        state = self.ckpt.open() or {}  # same key, same results: even a --force run resumes its own checkpoint
-        if state.get("use_cache") and not ActivationCache.intact(self.ckpt.dir, shapes, n):
-            state = self.ckpt.open(fresh=True) or {}  # the cache behind this checkpoint is gone: start over
+        src, shapes, n, g = self.producer, self.producer.shapes, self.n, self.group
+        if len(set(g.all_gather(self.key))) > 1:
+            raise BrodenError("the processes of this run disagree on what to score (model, weights, dataset or "
+                              "options differ between them); give every process the same command and files")
+        self.ckpt = Checkpoint(self.out / CACHE_DIR, self.key, rank=g.rank, world_size=g.world_size,
+                               batch_size=self.settings.batch_size)
+        if g.rank == 0:
+            note = self.ckpt.prepare()
+            if note:
+                say(f"note: {note}")
+        g.barrier()  # the directory is ready before any rank reads its checkpoint
+        rows = self.stop - self.first
+        state = self.ckpt.load() or {}  # same key, same results: even a --force run resumes its own checkpoint
+        if state.get("use_cache") and not ActivationCache.intact(self.ckpt.dir, shapes, rows):
+            state = self.ckpt.load(fresh=True) or {}  # the cache behind this checkpoint is gone: start over
         self.stage = state.get("stage", "forward")
-        self.row = int(state.get("row", 0))
+        self.row = int(state.get("row", self.first))
         self.timings = dict(state.get("timings", {"forward_s": 0.0, "threshold_s": 0.0, "tally_s": 0.0, "total_s": 0.0}))
+        if g.distributed:
+            self.timings.setdefault("merge_s", 0.0)
         self.use_cache = state.get("use_cache")
-        if self.use_cache is None:
+        if self.use_cache is None:  # decided on each rank alike: by the whole run's size and the free space
             need = ActivationCache.nbytes(shapes, n)
             self.use_cache = src.kind == "model" and need <= self.settings.cache_budget_bytes
             if self.use_cache and need > free_bytes(self.ckpt.dir):  # checked before pass 1, not found out half-way
-                print(f"note: the activation cache needs {human_bytes(need)}, only {human_bytes(free_bytes(self.ckpt.dir))} "
-                      f"free in {self.ckpt.dir}; pass 2 recomputes the forward pass instead", file=sys.stderr)
+                if g.rank == 0:
+                    say(f"note: the activation cache needs {human_bytes(need)}, only "
+                        f"{human_bytes(free_bytes(self.ckpt.dir))} free in {self.ckpt.dir}; pass 2 recomputes the "
+                        "forward pass instead")
                 self.use_cache = False
-        self.cache = ActivationCache(self.ckpt.dir, shapes, n, resume=bool(state)) if self.use_cache else None
+        self.cache = (ActivationCache(self.ckpt.dir, shapes, rows, resume=bool(state), first_row=self.first)
+                      if self.use_cache else None)
         dev = self.device
+
+        def new_quantile(shape: tuple[int, int, int]) -> ShardQuantile:
+            limit = _exact_limit(n, shape)
+            switch = (sketch_switch_row(n, shape[1] * shape[2], self.settings.batch_size, limit)
+                      if g.distributed else None)
+            return ShardQuantile(shape[0], self.settings.quantile, exact_limit=limit, switch_row=switch, device=dev)
+
         self.quant = {
-            name: TopQuantile.from_state_dict(state["quantiles"][name], device=dev) if "quantiles" in state
-            else TopQuantile(shapes[name][0], self.settings.quantile, exact_limit=_exact_limit(n, shapes[name]), device=dev)
+            name: ShardQuantile.from_state_dict(state["quantiles"][name], device=dev) if "quantiles" in state
+            else new_quantile(shapes[name])
             for name in src.layers
         }
         self.tops = {
@@ -276,7 +330,6 @@ class _Run:
             else TopImages(shapes[name][0], self.settings.top_k, shapes[name][1:], device=dev)
             for name in src.layers
         }
-        self.thresholds = {k: v.to(dev) for k, v in state.get("thresholds", {}).items()}
         label_category = self.dataset.labels.primary_categories(self.categories)
         num_labels = self.dataset.labels.max_number + 1
         # NetDissect-Lite's fallback is the last category of the dataset's own order, not of the display order
@@ -291,17 +344,18 @@ class _Run:
         self.last_save = time.perf_counter()
 
     def _forward_pass(self) -> None:
-        """Pass 1: thresholds and top images (and the cache)."""
+        """Pass 1 over this rank's rows: streaming thresholds and top images (and the cache)."""
         t0, q_time = time.perf_counter(), 0.0
-        stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, None)
-        for batch, acts in track(stream, "pass 1/2: forward, thresholds, top images", total=self.n - self.row,
-                                 advance_by=lambda item: len(item[0].ids), quiet=self.settings.quiet):
+        stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, None,
+                                       stop_row=self.stop)
+        for batch, acts in track(stream, "pass 1/2: forward, thresholds, top images", total=self.stop - self.row,
+                                 advance_by=lambda item: len(item[0].ids), quiet=self.quiet):
             for name, a in acts.items():
                 if self.cache is not None:
                     self.cache.write(name, batch.start, a)
                 a32 = a.float()
                 tq = time.perf_counter()
-                self.quant[name].add(a32)
+                self.quant[name].add(a32, batch.start)
                 q_time += time.perf_counter() - tq
                 self.tops[name].add(a32, batch.start)
             self.row = batch.end
@@ -311,20 +365,41 @@ class _Run:
                 t0, q_time = time.perf_counter(), 0.0
                 self._save()
             self._tick()
-        tq = time.perf_counter()
-        self.thresholds = {name: self.quant[name].thresholds().to(self.device) for name in self.producer.layers}
-        self.timings["threshold_s"] += q_time + time.perf_counter() - tq
-        self.timings["forward_s"] += tq - t0 - q_time
-        self.stage, self.row = "tally", 0
+        self.timings["threshold_s"] += q_time
+        self.timings["forward_s"] += time.perf_counter() - t0 - q_time
+        self.stage, self.row = "tally", self.first
         self._save()
 
+    def _merge_pass1(self) -> None:
+        """The thresholds of the whole run on every rank, and on rank 0 the run's thresholds state and top images
+        (:attr:`final_quant`, :attr:`final_tops`): the ranks' pass-1 states gathered and merged in rank order."""
+        g, t0 = self.group, time.perf_counter()
+        if g.distributed:
+            parts = g.gather({"quantiles": {k: q.state_dict() for k, q in self.quant.items()},
+                              "tops": {k: t.state_dict() for k, t in self.tops.items()}})
+            thresholds = None
+            if parts is not None:
+                self.final_quant = {name: _merged(ShardQuantile, [p["quantiles"][name] for p in parts], self.device)
+                                    .result() for name in self.producer.layers}
+                self.final_tops = {name: _merged(TopImages, [p["tops"][name] for p in parts], self.device)
+                                   for name in self.producer.layers}
+                thresholds = {name: q.thresholds().cpu() for name, q in self.final_quant.items()}
+            self.thresholds = {k: v.to(self.device) for k, v in g.broadcast(thresholds).items()}
+            self.timings["merge_s"] += time.perf_counter() - t0
+        else:
+            self.final_quant = {name: q.result() for name, q in self.quant.items()}
+            self.final_tops = self.tops
+            self.thresholds = {name: q.thresholds().to(self.device) for name, q in self.final_quant.items()}
+            self.timings["threshold_s"] += time.perf_counter() - t0
+
     def _tally_pass(self) -> None:
-        """Pass 2: intersections of active regions and labels, from the cache or a second forward pass."""
+        """Pass 2 over this rank's rows: intersections of active regions and labels, from the cache or a second
+        forward pass."""
         t0 = time.perf_counter()
         stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, self.categories,
-                                     need_acts=self.cache is None)
-        for batch, acts in track(stream, "pass 2/2: tally", total=self.n - self.row,
-                                 advance_by=lambda item: len(item[0].ids), quiet=self.settings.quiet):
+                                       need_acts=self.cache is None, stop_row=self.stop)
+        for batch, acts in track(stream, "pass 2/2: tally", total=self.stop - self.row,
+                                 advance_by=lambda item: len(item[0].ids), quiet=self.quiet):
             maps = batch.label_maps.to(self.device, non_blocking=True)
             folds = bootstrap.fold_tensor(batch.ids)
             train = torch.tensor([s == "train" for s in batch.splits], dtype=torch.bool)
@@ -339,11 +414,21 @@ class _Run:
                 self._save()
             self._tick()
         self.timings["tally_s"] += time.perf_counter() - t0
+        if self.group.distributed:
+            self._save()  # a relaunch after a failure in the final sum redoes only the merges
         self.stage = "done"
+
+    def _merge_tallies(self) -> None:
+        """Every count of every tally summed over the ranks."""
+        if self.group.distributed:
+            t0 = time.perf_counter()
+            for tally in self.tallies.values():
+                self.group.sum_(list(tally.counts().values()))
+            self.timings["merge_s"] += time.perf_counter() - t0
 
     # -- checkpoints -----------------------------------------------------------------------------------------------
     def _checkpoint_due(self) -> bool:
-        return self.row < self.n and time.perf_counter() - self.last_save >= self.settings.checkpoint_every_s
+        return self.row < self.stop and time.perf_counter() - self.last_save >= self.settings.checkpoint_every_s
 
     def _save(self) -> None:
         if self.cache is not None:
@@ -356,17 +441,21 @@ class _Run:
             "tops": {k: t.state_dict() for k, t in self.tops.items()},
         }
         if self.stage == "tally":
-            state["thresholds"] = {k: v.cpu() for k, v in self.thresholds.items()}
             state["tallies"] = {k: t.state_dict() for k, t in self.tallies.items()}
         self.ckpt.save(state)
         self.last_save = now
 
     def _tick(self) -> None:
         self.batches_done += 1
-        if self.interrupt_after is not None and self.batches_done >= self.interrupt_after:
-            if self.hard_kill:
-                os.kill(os.getpid(), signal.SIGKILL)
-            raise KeyboardInterrupt(f"{INTERRUPT_ENV}={self.interrupt_after}")
+        if self.interrupt_after is None or self.batches_done < self.interrupt_after:
+            return
+        if self.interrupt_how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.interrupt_how == "raise":
+            raise BrodenError(f"{INTERRUPT_ENV}: rank {self.group.rank} stops after {self.batches_done} batches")
+        while self.interrupt_how == "hang":
+            time.sleep(60)
+        raise KeyboardInterrupt(f"{INTERRUPT_ENV}={self.interrupt_after}")
 
     # -- outputs ---------------------------------------------------------------------------------------------------
     def _row_ids(self, rows: torch.Tensor) -> np.ndarray:
@@ -379,7 +468,7 @@ class _Run:
         label_names = {lab.number: lab.name for lab in self.dataset.labels.labels}
         layers = []
         started, bootstrap_s = time.perf_counter(), 0.0
-        protocol = {**self.protocol, "threshold_method": f"{next(iter(self.quant.values())).method}; "
+        protocol = {**self.protocol, "threshold_method": f"{next(iter(self.final_quant.values())).method}; "
                     "activations rounded to float16"}
         if self.settings.bootstrap:
             first = self.tallies[self.producer.layers[0]]
@@ -388,8 +477,8 @@ class _Run:
             tally = self.tallies[name]
             units = score_units(tally, label_names)
             th = self.thresholds[name].cpu().tolist()
-            ids = self._row_ids(self.tops[name].rows)
-            values = self.tops[name].values.cpu().tolist()
+            ids = self._row_ids(self.final_tops[name].rows)
+            values = self.final_tops[name].values.cpu().tolist()
             for unit in units:
                 u = unit["unit"]
                 unit["threshold"] = float(th[u])
@@ -439,6 +528,7 @@ class _Run:
                 "python_version": platform.python_version(),
                 "device": str(self.device),
                 "platform": platform.platform(),
+                "world_size": self.group.world_size,
                 "run_key": self.key,
             },
             "timings": {k: round(float(v), 3) for k, v in self.timings.items()},
@@ -449,9 +539,17 @@ class _Run:
 
     def _write_top_maps(self, path: Path) -> None:
         arrays = {}
-        for name, top in self.tops.items():
+        for name, top in self.final_tops.items():
             arrays[f"{name}/maps"] = top.maps.cpu().numpy()
             arrays[f"{name}/ids"] = self._row_ids(top.rows)
         with atomic.atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
+
+
+def _merged(cls, states: list[dict], device: str):
+    """One accumulator of type ``cls`` (``from_state_dict`` / ``merge``) from the states of the ranks, in order."""
+    acc = cls.from_state_dict(states[0], device=device)
+    for state in states[1:]:
+        acc.merge(cls.from_state_dict(state, device=device))
+    return acc

@@ -140,8 +140,9 @@ class Tally:
     ``label_category`` maps each scored label to its primary category among ``categories``
     (``LabelTable.primary_categories(categories)``); labels absent from it are counted but never scored (except in
     ``netdissect-lite`` compat, see the module docstring). Counts are int64: ``intersection (U, NL)``,
-    ``truth (NL,)``, ``activation_by_category (U, C)``, ``active (U,)`` and ``images``, and the same per fold and
-    over the train split (module docstring).
+    ``truth (NL,)``, ``activation_by_category (U, C)``, ``active (U,)`` and ``images`` (0-d), and the same per fold
+    and over the train split (module docstring). Tallies of disjoint sets of images add up: :meth:`counts` is every
+    count, which :meth:`merge` (and a distributed run's ``all_reduce``) sums.
     """
 
     def __init__(
@@ -188,7 +189,7 @@ class Tally:
             self.num_units, len(self.categories), dtype=torch.int64, device=self.device
         )
         self.active = torch.zeros(self.num_units, dtype=torch.int64, device=self.device)
-        self.images = 0
+        self.images = torch.zeros((), dtype=torch.int64, device=self.device)
         g, u, nl, nc = self.folds, self.num_units, self.num_labels, len(self.categories)
         shapes = {
             "fold_intersection": (g, u, nl), "fold_truth": (g, nl), "fold_activation_by_category": (g, u, nc),
@@ -281,6 +282,10 @@ class Tally:
         by_fold.index_add_(0, fold, per_image)
         by_train += per_image[train].sum(dim=0)
 
+    def counts(self) -> dict[str, torch.Tensor]:
+        """Every count of the tally by name (:data:`COUNT_TENSORS` and ``images``): what merging adds up."""
+        return {name: getattr(self, name) for name in (*COUNT_TENSORS, "images")}
+
     def merge(self, other: "Tally") -> None:
         """Add the counts of ``other`` (a tally of other images with the same set-up)."""
         same = (other.num_units, other.num_labels, other.categories, other.compat, other.upsample, other.folds) == (
@@ -288,9 +293,9 @@ class Tally:
         )
         if not same or not torch.equal(other.label_cat.to(self.device), self.label_cat):
             raise BrodenError("cannot merge tallies with different units, labels, categories, folds or options")
-        for name in COUNT_TENSORS:
-            getattr(self, name).add_(getattr(other, name).to(self.device))
-        self.images += other.images
+        theirs = other.counts()
+        for name, mine in self.counts().items():
+            mine += theirs[name].to(self.device)
 
     # -- persistence -------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -304,7 +309,7 @@ class Tally:
             "folds": self.folds,
             "label_cat": self.label_cat.cpu(),
             **{name: getattr(self, name).cpu() for name in COUNT_TENSORS},
-            "images": self.images,
+            "images": int(self.images),
         }
 
     @classmethod
@@ -313,10 +318,10 @@ class Tally:
             state["num_units"], state["num_labels"], state["categories"], {},
             compat=state["compat"], upsample=state["upsample"], device=device, folds=state["folds"],
         )
-        new.label_cat = state["label_cat"].to(new.device)
+        new.label_cat = state["label_cat"].to(new.device).clone()  # copies: the state may live on
         for name in COUNT_TENSORS:
-            setattr(new, name, state[name].to(new.device))
-        new.images = int(state["images"])
+            setattr(new, name, state[name].to(new.device).clone())
+        new.images = torch.tensor(int(state["images"]), dtype=torch.int64, device=new.device)
         return new
 
     # -- helpers -----------------------------------------------------------------------------------------------------

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import torch
 
+from broden.errors import BrodenError
+
 
 class TopImages:
-    """Streaming top-k per unit of the per-image spatial max; ties keep the earlier image (stable, resumable).
+    """Streaming top-k per unit of the per-image spatial max, with the maps of those images; mergeable.
 
-    Memory is (units, k, h, w) float16 for the maps, independent of the number of images.
+    Order: by peak value, descending; ties go to the lower row number of the run (the earlier image). Rows arrive
+    in increasing order within a stream, so :meth:`add` keeps that order with a stable sort; :meth:`merge` sorts
+    by (value, row) explicitly, so the top-k of any split of the rows, merged in any order, is that of one stream.
+    Unused slots hold value -inf and row -1. Memory is (units, k, h, w) float16 for the maps, independent of the
+    number of images.
     """
 
     def __init__(self, num_units: int, k: int, map_shape: tuple[int, int], device: str | torch.device = "cpu") -> None:
@@ -21,15 +27,30 @@ class TopImages:
         """``acts`` (B, U, h, w) for rows ``first_row .. first_row + B - 1`` of the run's order."""
         b = acts.shape[0]
         peak = acts.flatten(2).amax(dim=2).t().to(self.values.dtype)  # (U, B)
-        values = torch.cat([self.values, peak], dim=1)
         new_rows = torch.arange(first_row, first_row + b, device=self.rows.device).expand(self.rows.shape[0], b)
-        rows = torch.cat([self.rows, new_rows], dim=1)
-        order = torch.sort(values, dim=1, descending=True, stable=True).indices[:, : self.k]
-        maps = torch.cat([self.maps, acts.transpose(0, 1).to(self.maps.dtype)], dim=1)
-        self.values = torch.gather(values, 1, order)
-        self.rows = torch.gather(rows, 1, order)
+        order = torch.sort(torch.cat([self.values, peak], dim=1), dim=1, descending=True, stable=True).indices
+        self._keep(order[:, : self.k], peak, new_rows, acts.transpose(0, 1))
+
+    def merge(self, other: "TopImages") -> None:
+        """Keep the top-k of both (``other`` holds other rows of the same run)."""
+        if (other.k, other.maps.shape[0], other.maps.shape[2:]) != (self.k, self.maps.shape[0], self.maps.shape[2:]):
+            raise BrodenError("cannot merge top images of different units, k or map sizes")
+        dev = self.values.device
+        values = torch.cat([self.values, other.values.to(dev)], dim=1)
+        rows = torch.cat([self.rows, other.rows.to(dev)], dim=1)
+        # (value desc, row asc): sort by row, then stably by value. Unused slots (-inf, row -1) sort last.
+        by_row = torch.sort(rows, dim=1, stable=True).indices
+        by_value = torch.sort(values.gather(1, by_row), dim=1, descending=True, stable=True).indices
+        order = by_row.gather(1, by_value)[:, : self.k]
+        self._keep(order, other.values.to(dev), other.rows.to(dev), other.maps.to(dev))
+
+    def _keep(self, order: torch.Tensor, values: torch.Tensor, rows: torch.Tensor, maps: torch.Tensor) -> None:
+        """Keep entries ``order`` (U, k) of the kept entries followed by the candidates (U, n) ``values``, ``rows``
+        and ``maps`` (U, n, h, w)."""
+        self.values = torch.gather(torch.cat([self.values, values], dim=1), 1, order)
+        self.rows = torch.gather(torch.cat([self.rows, rows], dim=1), 1, order)
         idx = order[:, :, None, None].expand(-1, -1, *self.maps.shape[2:])
-        self.maps = torch.gather(maps, 1, idx)
+        self.maps = torch.gather(torch.cat([self.maps, maps.to(self.maps.dtype)], dim=1), 1, idx)
 
     def state_dict(self) -> dict:
         return {"values": self.values.cpu(), "rows": self.rows.cpu(), "maps": self.maps.cpu()}
@@ -37,8 +58,8 @@ class TopImages:
     @classmethod
     def from_state_dict(cls, state: dict, device: str | torch.device = "cpu") -> "TopImages":
         obj = cls.__new__(cls)
-        obj.values = state["values"].to(device)
-        obj.rows = state["rows"].to(device)
-        obj.maps = state["maps"].to(device)
+        obj.values = state["values"].to(device).clone()  # copies: the state may live on
+        obj.rows = state["rows"].to(device).clone()
+        obj.maps = state["maps"].to(device).clone()
         obj.k = obj.values.shape[1]
         return obj

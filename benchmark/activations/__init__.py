@@ -37,7 +37,8 @@ class Batch:
 
 
 class RowBatches(torch.utils.data.Dataset):
-    """Batch ``i`` = rows ``indices[i*bs:(i+1)*bs]`` of the dataset, read from Arrow in one slice and decoded.
+    """Batch ``i`` = rows ``indices[first_row + i*bs : first_row + (i+1)*bs]`` of the dataset (up to
+    ``stop_row``, default all), read from Arrow in one slice and decoded: only those rows are ever read.
 
     ``preprocess`` given: images are decoded and preprocessed. ``categories`` given: label maps of its pixel
     categories are decoded and stacked (each category gets as many layers as its deepest image in the batch;
@@ -53,11 +54,13 @@ class RowBatches(torch.utils.data.Dataset):
         preprocess: Callable | None = None,
         categories: Sequence[str] | None = None,
         first_row: int = 0,
+        stop_row: int | None = None,
     ) -> None:
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batch_size = int(batch_size)
         self.preprocess = preprocess
         self.first_row = int(first_row)
+        self.stop_row = len(self.indices) if stop_row is None else int(stop_row)
         self.categories = list(categories) if categories is not None else None
         cats = self.categories or []
         self.pixel = [c for c in cats if c in dataset.pixel_categories]
@@ -69,7 +72,7 @@ class RowBatches(torch.utils.data.Dataset):
         self.rows = dataset.rows.select_columns(columns)
 
     def __len__(self) -> int:
-        return -(-(len(self.indices) - self.first_row) // self.batch_size)
+        return max(0, -(-(self.stop_row - self.first_row) // self.batch_size))
 
     def __getitem__(self, i: int) -> Batch | Failed:
         try:
@@ -79,7 +82,7 @@ class RowBatches(torch.utils.data.Dataset):
 
     def _load(self, i: int) -> Batch:
         start = self.first_row + i * self.batch_size
-        end = min(start + self.batch_size, len(self.indices))
+        end = min(start + self.batch_size, self.stop_row)
         idx = self.indices[start:end]
         contiguous = bool(np.all(np.diff(idx) == 1))
         cols = self.rows[int(idx[0]) : int(idx[-1]) + 1] if contiguous else self.rows[idx.tolist()]
@@ -174,14 +177,17 @@ def check_finite(layer: str, acts: torch.Tensor, ids: Sequence[str]) -> torch.Te
 
 
 class ActivationCache:
-    """One raw float16 file per layer, (N, U, h, w) row-major, written and read by row ranges.
+    """One raw float16 file per layer, (N, U, h, w) row-major, written and read by row ranges: rows
+    ``first_row .. first_row + num_rows - 1`` of the run (a distributed rank caches its shard).
 
     Plain positioned reads and writes rather than a memory map: the page cache holds the data, so the process's
     resident memory does not grow with the number of images.
     """
 
-    def __init__(self, directory: Path, shapes: dict[str, tuple[int, int, int]], num_rows: int, *, resume: bool) -> None:
+    def __init__(self, directory: Path, shapes: dict[str, tuple[int, int, int]], num_rows: int, *, resume: bool,
+                 first_row: int = 0) -> None:
         self.dir = Path(directory)
+        self.first_row = first_row
         self.shapes = shapes
         self.num_rows = num_rows
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -209,14 +215,14 @@ class ActivationCache:
     def write(self, layer: str, start: int, acts: torch.Tensor) -> None:
         data = acts.detach().to("cpu", torch.float16).contiguous().numpy()
         f = self._files[layer]
-        f.seek(start * int(np.prod(self.shapes[layer])) * 2)
+        f.seek((start - self.first_row) * int(np.prod(self.shapes[layer])) * 2)
         f.write(memoryview(data).cast("B"))
 
     def read(self, layer: str, start: int, end: int) -> torch.Tensor:
         shape = self.shapes[layer]
         out = np.empty((end - start, *shape), CACHE_DTYPE)
         f = self._files[layer]
-        f.seek(start * int(np.prod(shape)) * 2)
+        f.seek((start - self.first_row) * int(np.prod(shape)) * 2)
         if f.readinto(memoryview(out).cast("B")) != out.nbytes:
             raise BrodenError(f"{self.dir}: activation cache is truncated; run again with --force")
         return torch.from_numpy(out)

@@ -57,9 +57,10 @@ class ModelProducer:
                               f"({batch.ids[0]} ...): {type(exc).__name__}: {detail}") from exc
 
     def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,
-                need_acts: bool = True) -> Iterator[tuple[Batch, Acts | None]]:
-        """Rows from ``first_row`` on; ``categories`` given: with label maps; ``need_acts`` False: no forward."""
-        rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row,
+                need_acts: bool = True, stop_row: int | None = None) -> Iterator[tuple[Batch, Acts | None]]:
+        """Rows ``first_row .. stop_row - 1`` (default: to the end); ``categories`` given: with label maps;
+        ``need_acts`` False: no forward."""
+        rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row, stop_row=stop_row,
                         preprocess=self.preprocess if need_acts else None, categories=categories)
         for batch in batch_loader(rb, workers):
             if not need_acts:
@@ -90,8 +91,9 @@ class SuppliedProducer:
         self.shapes = {supplied.layer: supplied.shape}
 
     def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,
-                need_acts: bool = True) -> Iterator[tuple[Batch, Acts | None]]:
-        rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row, categories=categories)
+                need_acts: bool = True, stop_row: int | None = None) -> Iterator[tuple[Batch, Acts | None]]:
+        rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row, stop_row=stop_row,
+                        categories=categories)
         for batch in batch_loader(rb, workers if categories else 0):
             acts = self.supplied.read(batch.start, batch.end)
             yield batch, {self.supplied.layer: check_finite(self.supplied.layer, acts, batch.ids)}

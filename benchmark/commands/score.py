@@ -42,6 +42,11 @@ rotation (--seed) to the power ALPHA (0: none, 1: a full random rotation), as in
 Bring your own activations: --activations acts.npz holding 'activations' (N, units, h, w) and 'image'
 (the N dataset ids); optional 'layer' (name). Only those rows are scored.
 
+Several processes, GPUs or nodes: launch the same command with torchrun (torchrun --nproc-per-node N -m benchmark
+score ...; nccl and one GPU per process with --device cuda, gloo on CPU), or pass --nproc N to start N processes
+on this machine. Each process reads and scores its shard of the rows; the results are identical to one
+process's. A relaunch with the same number of processes resumes; see docs/distributed.md.
+
 examples:
   benchmark score examples/mobilenet_v2.py --dataset broden-sample
   benchmark score torchvision:mobilenet_v2:IMAGENET1K_V1 --dataset broden-sample
@@ -51,12 +56,16 @@ examples:
   benchmark score torchvision:resnet18:none --weights my_resnet18.pth --dataset broden1_224
   benchmark score --activations acts.npz --dataset broden1_224 --out results/acts
   benchmark score examples/mobilenet_v2.py --dataset broden-sample --rotate 1 --seed 0 --out results/rotated
+  benchmark score torchvision:resnet50 --dataset broden1_224 --nproc 4
+  torchrun --nproc-per-node 8 -m benchmark score my_model.py --dataset broden1_224 --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmark import protocol
@@ -64,7 +73,7 @@ from broden.download.releases import DEFAULT_DEST, ReleasePaths, get_release
 from broden.errors import BrodenError
 from broden.utils.cli import check_number, split_list
 from broden.utils.filenames import safe_name
-from broden.utils.outputs import claim
+from broden.utils.outputs import Claim, claim
 from broden.utils.text import clean
 
 # the dataset `broden download` writes by default, so the two commands work together without flags
@@ -114,22 +123,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bootstrap replicates for the 95%% intervals; 0: no intervals (default: 1000)")
     parser.add_argument("--rotate", type=float, metavar="ALPHA",
                         help="rotate the units by a random rotation to the power ALPHA in [0, 1] (baseline; seed: --seed)")
+    parser.add_argument("--nproc", type=int, metavar="N",
+                        help="run as N processes on this machine (torch.distributed.run, like torchrun "
+                             "--nproc-per-node N); results identical to one process")
+    parser.add_argument("--dist-timeout", type=float, metavar="SECONDS",
+                        help="with several processes: how long one waits for the others at a merge before the run "
+                             "stops with an error; a crashed process stops the others at once (default: PyTorch's "
+                             "own, 30 minutes)")
 
 
 def _own(out: Path) -> bool:
     """A score output: its finished results or the resumable state of a run (checkpoint directory with its key)."""
-    from benchmark.checkpoint import KEY_FILE
+    from benchmark.checkpoint import MANIFEST_FILE
     from benchmark.scorer import CACHE_DIR, RESULTS_FILE
 
-    return (out / RESULTS_FILE).is_file() or (out / CACHE_DIR / KEY_FILE).is_file()
+    return (out / RESULTS_FILE).is_file() or (out / CACHE_DIR / MANIFEST_FILE).is_file()
 
 
-def _claim(out: str | Path, force: bool, inputs: list[Path]):
-    """The output policy for a score directory, which is updated in place (so stale temporaries inside go too)."""
-    return claim(out, "benchmark score", force=force, inputs=inputs, own=_own, clean_inside=True)
+@contextlib.contextmanager
+def _claim(out: str | Path, force: bool, inputs: list[Path]) -> Iterator[Claim | None]:
+    """The output policy for a score directory, which is updated in place (so stale temporaries inside go too).
+
+    In a distributed run rank 0 claims the output for every rank (one lock, one clean-up, one marker); the other
+    ranks yield None and only write inside it after the run's first collective, which rank 0 reaches holding the
+    claim."""
+    from benchmark.distributed import current
+
+    if current().rank != 0:
+        yield None
+        return
+    with claim(out, "benchmark score", force=force, inputs=inputs, own=_own, clean_inside=True) as output:
+        yield output
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    from benchmark import distributed
+
+    world = os.environ.get("WORLD_SIZE")
+    if args.nproc is not None and world is None:  # start the launcher; its processes come back here
+        return distributed.launch(args.nproc, ["benchmark", "score", *args.raw_args])
+    if args.nproc is not None and int(world) != args.nproc:
+        raise BrodenError(f"--nproc {args.nproc} inside a launcher that started {world} processes; drop --nproc "
+                          "when launching with torchrun")
+    try:
+        device = distributed.rank_device(args.device)
+        timeout = distributed.DEFAULT_TIMEOUT_S if args.dist_timeout is None else args.dist_timeout
+        group = distributed.init(device, timeout)  # the scorer finds it (distributed.current)
+        code = _score(args, device)
+    except (BrodenError, KeyboardInterrupt) as exc:
+        if distributed.claim_report():
+            raise  # printed once, by the first process that failed
+        raise SystemExit(exc.exit_code if isinstance(exc, BrodenError) else 130) from None
+    group.close()
+    return code
+
+
+def _score(args: argparse.Namespace, device: str) -> int:
     from benchmark.api import Results, score
     from benchmark.scorer import Settings, score_activations
     from broden.dataset import load
@@ -139,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     check_number("--cache-budget", args.cache_budget, minimum=0)  # before it becomes a byte count
     settings = {
         "quantile": args.quantile, "iou_threshold": args.iou_threshold, "categories": split_list(args.categories),
-        "compat": args.compat, "top_k": args.top_k, "batch_size": args.batch_size, "device": args.device,
+        "compat": args.compat, "top_k": args.top_k, "batch_size": args.batch_size, "device": device,
         "amp": args.amp, "quiet": args.quiet, "cache_budget_bytes": int(args.cache_budget * 1e9),
         "keep_cache": args.keep_cache, "force": args.force, "checkpoint_every_s": args.checkpoint_every,
         "seed": args.seed, "bootstrap": args.bootstrap, "rotate": args.rotate,
@@ -161,9 +212,11 @@ def run(args: argparse.Namespace) -> int:
             raise BrodenError("--weights does not apply to --activations (no model is run)")
         supplied = SuppliedActivations(args.activations, dataset)
         name = args.name or Path(args.activations).stem
-        with _claim(args.out or Path("results") / safe_name(name, "model"), args.force, inputs) as output:
-            outcome = score_activations(supplied, dataset, output.path, Settings(**settings), name=name)
-            output.mark()
+        out = Path(args.out or Path("results") / safe_name(name, "model")).resolve()
+        with _claim(out, args.force, inputs) as output:
+            outcome = score_activations(supplied, dataset, out, Settings(**settings), name=name)
+            if output is not None:
+                output.mark()
         results = Results(outcome.results, outcome.path, skipped=outcome.skipped)
     else:
         from benchmark.models.loader import load_model
@@ -171,9 +224,13 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model, weights_file=args.weights, seed=args.seed)
         if args.name:
             model.name = args.name
-        with _claim(args.out or Path("results") / safe_name(model.name, "model"), args.force, inputs) as output:
-            results = score(model, dataset, layers=split_list(args.layers), out=output.path, **settings)
-            output.mark()
+        out = Path(args.out or Path("results") / safe_name(model.name, "model")).resolve()
+        with _claim(out, args.force, inputs) as output:
+            results = score(model, dataset, layers=split_list(args.layers), out=out, **settings)
+            if output is not None:
+                output.mark()
+    if results.data is None:  # another process of the run reports
+        return 0
     if args.json:
         print(json.dumps(summary_record(results), indent=1))
     elif not args.quiet:

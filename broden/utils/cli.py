@@ -80,6 +80,7 @@ def run_cli(prog: str, description: str, commands: Sequence[Command], argv: Sequ
     )
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
+    args.raw_args = argv[1:]  # the command's arguments as given (for a command that relaunches itself)
     return _guarded(module.run, args, prog=f"{prog} {command.name}")
 
 
