@@ -26,7 +26,7 @@ import os
 import platform
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT, IOU_THRESHOLD, QUAN
 from benchmark.quantile import ShardQuantile, sketch_switch_row
 from benchmark.results import SCHEMA_VERSION, parse_json_strict, write_results
 from benchmark.rotation import RotatedProducer, Rotation
+from benchmark.runtime import ThreadBudget, plan_threads, tune_allocator
 from benchmark.scoring import held_out_units, score_units
 from benchmark.summary import summarize_layer
 from benchmark.tally import Tally, TallyInput
@@ -87,7 +88,8 @@ class Settings:
     device: str = "auto"
     amp: bool = False
     quiet: bool = False
-    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    workers: int | None = None  # DataLoader worker processes; None: from the thread budget
+    threads: int | None = None  # torch intra-op threads; None: from the thread budget
     cache_budget_bytes: int = 8 * 10**9
     keep_cache: bool = False
     force: bool = False
@@ -109,14 +111,17 @@ class Settings:
         if self.compat not in COMPAT_MODES:
             raise BrodenError(f"--compat {self.compat}: choose {' or '.join(COMPAT_MODES)}")
         check_device(self.device)
-        if self.workers < 0:
-            raise BrodenError(f"--workers {self.workers}: give 0 (decode in this process) or more")
         check_number("--checkpoint-every", self.checkpoint_every_s, minimum=0, allow_inf=True)
         check_number("--cache-budget", self.cache_budget_bytes / 1e9, minimum=0)
         if self.bootstrap < 0:
             raise BrodenError(f"--bootstrap {self.bootstrap}: give a number of replicates (0: no intervals)")
         if self.rotate is not None:
             Rotation(self.rotate, self.seed)  # checks alpha
+        self.budget()
+
+    def budget(self) -> ThreadBudget:
+        """The run's split of the CPUs between torch threads and DataLoader workers (``--threads``, ``--workers``)."""
+        return plan_threads(self.threads, self.workers, self.device)
 
 
 def check_device(device: str) -> None:
@@ -157,6 +162,7 @@ def score_model(model: LoadedModel, dataset: Broden, out: str | os.PathLike[str]
         raise BrodenError(f"{model.name}: no layers to dissect; pass --layers (list them with 'benchmark layers') "
                           "or set LAYERS in the model file")
     _check_dataset(dataset, settings)
+    tune_allocator()  # before the shape probe's first forward
     producer = ModelProducer(model, dataset, list(dict.fromkeys(layers)), settings.device, amp=settings.amp)
     return _Run(_rotated(producer, settings), dataset, Path(out), settings, model.record(), group or current()).execute()
 
@@ -244,6 +250,8 @@ class _Run:
         self.interrupt_after = int(count) if count and (not only or int(only) == group.rank) else None
         self.batches_done = 0
         self.quiet = settings.quiet or group.rank != 0  # progress bars: rank 0's only
+        self.allocator_tuned = tune_allocator()
+        self.budget = settings.budget()
 
     # -- the run -------------------------------------------------------------------------------------------------
     def execute(self) -> Outcome:
@@ -258,11 +266,12 @@ class _Run:
         self.started = time.perf_counter()
         self._restore()
         try:
-            if self.stage == "forward":
-                self._forward_pass()
-            self._merge_pass1()
-            if self.stage == "tally":
-                self._tally_pass()
+            with self.budget.applied():
+                if self.stage == "forward":
+                    self._forward_pass()
+                self._merge_pass1()
+                if self.stage == "tally":
+                    self._tally_pass()
         finally:
             if self.cache is not None:
                 self.cache.close()
@@ -346,7 +355,7 @@ class _Run:
     def _forward_pass(self) -> None:
         """Pass 1 over this rank's rows: streaming thresholds and top images (and the cache)."""
         t0, q_time = time.perf_counter(), 0.0
-        stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, None,
+        stream = self.producer.batches(self.settings.batch_size, self.budget.workers, self.row, None,
                                        stop_row=self.stop)
         for batch, acts in track(stream, "pass 1/2: forward, thresholds, top images", total=self.stop - self.row,
                                  advance_by=lambda item: len(item[0].ids), quiet=self.quiet):
@@ -396,7 +405,7 @@ class _Run:
         """Pass 2 over this rank's rows: intersections of active regions and labels, from the cache or a second
         forward pass."""
         t0 = time.perf_counter()
-        stream = self.producer.batches(self.settings.batch_size, self.settings.workers, self.row, self.categories,
+        stream = self.producer.batches(self.settings.batch_size, self.budget.workers, self.row, self.categories,
                                        need_acts=self.cache is None, stop_row=self.stop)
         for batch, acts in track(stream, "pass 2/2: tally", total=self.stop - self.row,
                                  advance_by=lambda item: len(item[0].ids), quiet=self.quiet):
@@ -530,6 +539,8 @@ class _Run:
                 "platform": platform.platform(),
                 "world_size": self.group.world_size,
                 "run_key": self.key,
+                **self.budget.record(),
+                "allocator_tuned": self.allocator_tuned,
             },
             "timings": {k: round(float(v), 3) for k, v in self.timings.items()},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),

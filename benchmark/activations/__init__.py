@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.runtime import worker_init
 from broden.dataset import Broden, decode_row, open_image
 from broden.errors import BrodenError
 
@@ -155,7 +156,7 @@ def batch_loader(batches: RowBatches, workers: int) -> Iterator[Batch]:
     else:
         items = torch.utils.data.DataLoader(
             batches, batch_size=None, shuffle=False, num_workers=min(workers, len(batches)),
-            collate_fn=_keep, prefetch_factor=2, persistent_workers=False,
+            collate_fn=_keep, prefetch_factor=2, persistent_workers=False, worker_init_fn=worker_init,
         )
     for item in items:
         if isinstance(item, Failed):

@@ -106,7 +106,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="netdissect: the paper's category gate (default); netdissect-lite: Lite's narrower gate")
     parser.add_argument("--top-k", type=int, default=10, help="top images kept per unit (default: 10)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="DataLoader worker processes decoding images and masks (default: min(4, CPUs))")
+                        help="DataLoader worker processes decoding images and masks (default: from the CPUs this "
+                             "process may use, with --threads: together at most one per CPU)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: the CPUs this process may use, less the workers)")
     parser.add_argument("--cache-budget", type=float, default=8.0, metavar="GB",
                         help="disk for the float16 activation cache; above it pass 2 recomputes the forward (default: 8)")
     parser.add_argument("--activations", metavar="NPZ", help="score precomputed activations instead of a model")
@@ -182,9 +185,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace, device: str) -> int:
     from benchmark.api import Results, score
+    from benchmark.runtime import tune_allocator
     from benchmark.scorer import Settings, score_activations
     from broden.dataset import load
 
+    tune_allocator()  # first thing: every later allocation of the process benefits
     if (args.model is None) == (args.activations is None):
         raise BrodenError("give either MODEL (a model spec such as a .py file or torchvision:NAME) or --activations NPZ")
     check_number("--cache-budget", args.cache_budget, minimum=0)  # before it becomes a byte count
@@ -194,9 +199,8 @@ def _score(args: argparse.Namespace, device: str) -> int:
         "amp": args.amp, "quiet": args.quiet, "cache_budget_bytes": int(args.cache_budget * 1e9),
         "keep_cache": args.keep_cache, "force": args.force, "checkpoint_every_s": args.checkpoint_every,
         "seed": args.seed, "bootstrap": args.bootstrap, "rotate": args.rotate,
+        "workers": args.workers, "threads": args.threads,
     }
-    if args.workers is not None:
-        settings["workers"] = args.workers
     Settings(**settings).check()
     if not Path(args.dataset).exists():
         raise BrodenError(f"{args.dataset}: dataset not found; pass --dataset PATH (make one with 'broden sample' "

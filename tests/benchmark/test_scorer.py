@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections import OrderedDict
 
 import numpy as np
@@ -67,6 +68,9 @@ def test_run_writes_schema_valid_results_and_top_maps(small, tmp_path) -> None:
     assert results["protocol"]["preprocess"]["sources"] == dict.fromkeys(("size", "interpolation", "mean", "std"), "default")
     assert results["protocol"]["preprocess"]["crop"] is None and results["protocol"]["batch_size"] == 5
     assert set(results["timings"]) >= {"forward_s", "threshold_s", "tally_s", "total_s"}
+    env = results["environment"]  # the thread budget (workers=0 given, threads from the CPUs left)
+    assert env["workers"] == 0 and env["torch_threads"] == env["cpus"] == len(os.sched_getaffinity(0))
+    assert env["allocator_tuned"] is True  # glibc
     stem, head = results["layers"]
     assert (stem["name"], stem["shape"], head["shape"]) == ("stem", [8, 16, 16], [6, 8, 8])
     maps = np.load(out / "top_maps.npz")

@@ -1,0 +1,87 @@
+"""The score run's process set-up: the CPU thread budget and the allocator tuning (checked by its page faults)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark.runtime import ThreadBudget, plan_threads
+from broden.errors import BrodenError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("threads", "workers", "device", "cpus", "expected"),
+    [
+        (None, None, "cpu", 2, (2, 0)),  # the forward pass gets every CPU
+        (None, None, "cpu", 16, (12, 4)),  # a quarter decodes, at most 4
+        (None, None, "cpu", 1, (1, 0)),
+        (None, None, "cuda", 16, (8, 8)),  # decoding feeds the accelerator
+        (None, None, "cuda:1", 1, (1, 0)),
+        (None, 1, "cpu", 2, (1, 1)),  # --workers given: threads fill the rest
+        (None, 4, "cpu", 2, (1, 4)),  # more workers than CPUs: as asked, one thread
+        (1, None, "cuda", 4, (1, 3)),  # --threads given: workers within what is left
+        (2, None, "cuda", 2, (2, 0)),
+        (3, 5, "cpu", 2, (3, 5)),  # both given: as asked
+    ],
+)
+def test_plan_splits_the_cpus(threads, workers, device, cpus, expected) -> None:
+    budget = plan_threads(threads, workers, device, cpus=cpus)
+    assert (budget.threads, budget.workers, budget.cpus) == (*expected, cpus)
+    assert budget.record() == {"cpus": cpus, "torch_threads": expected[0], "workers": expected[1]}
+
+
+def test_plan_defaults_to_the_affinity_mask() -> None:
+    import os
+
+    assert plan_threads(None, None, "cpu").cpus == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(("threads", "workers", "match"), [(0, None, "--threads 0"), (None, -1, "--workers -1")])
+def test_plan_rejects_bad_counts(threads, workers, match) -> None:
+    with pytest.raises(BrodenError, match=match):
+        plan_threads(threads, workers, "cpu")
+
+
+def test_applied_sets_and_restores_torch_threads() -> None:
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with ThreadBudget(cpus=2, threads=other, workers=0).applied():
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+
+
+# Allocate and touch a 64 MiB block, free it, and report how much of it the process still holds (resident MiB).
+PROBE = """
+import json, sys
+import numpy as np
+if sys.argv[1] == "tuned":
+    from benchmark.runtime import tune_allocator
+    assert tune_allocator() and tune_allocator()  # idempotent
+def resident_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+base = resident_mib()
+block = np.ones(8 << 20)  # 64 MiB, above glibc's default mmap threshold
+held = resident_mib() - base
+del block
+print(json.dumps([held, resident_mib() - base]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+def test_tuned_allocator_keeps_large_freed_blocks_for_reuse() -> None:
+    def resident(mode: str) -> list[float]:
+        out = subprocess.run([sys.executable, "-c", PROBE, mode], cwd=REPO, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    held, after_free = resident("plain")
+    assert held >= 60 and after_free < 8  # glibc's default: the block goes back to the kernel on free
+    held, after_free = resident("tuned")
+    assert held >= 60 and after_free >= 60  # tuned: kept, so the next batch reuses it without page faults
