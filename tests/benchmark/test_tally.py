@@ -199,6 +199,48 @@ def test_active_pixels_equal_dense_upsampling(shape: tuple[int, int, int, int]) 
     assert torch.equal(sparse, dense.flatten(1))
 
 
+def _same_arithmetic_dense(maps: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every upsampled pixel in float32 with the tally's arithmetic, from torch's align_corners=False source index
+    (interpolate along x, then along y), and whether its cell's corner maximum (the 2x2 values) bounds it."""
+
+    def axis(n_in: int, n_out: int):
+        src = (torch.tensor(n_in, dtype=torch.float32) / n_out * (torch.arange(n_out, dtype=torch.float32) + 0.5)
+               - 0.5).clamp(min=0)
+        first = src.long().clamp(max=n_in - 1)
+        return first, (first + 1).clamp(max=n_in - 1), src - first
+
+    (y0, y1, ly), (x0, x1, lx) = axis(maps.shape[1], size[0]), axis(maps.shape[2], size[1])
+    across = maps[:, :, x0] * (1 - lx) + maps[:, :, x1] * lx  # (P, h, sw)
+    values = across[:, y0] * (1 - ly)[:, None] + across[:, y1] * ly[:, None]  # (P, sh, sw)
+    corners = torch.stack([maps[:, y0][:, :, x0], maps[:, y0][:, :, x1], maps[:, y1][:, :, x0], maps[:, y1][:, :, x1]])
+    return values, corners.amax(dim=0)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("shape", [(7, 7, 112, 112), (7, 7, 113, 100), (4, 6, 9, 11), (14, 14, 7, 7)])
+def test_active_pixels_bit_for_bit_at_exact_ties(shape: tuple[int, int, int, int], signed: bool) -> None:
+    """Thresholds equal to upsampled pixel values (ties, where rounding decides): the pruned evaluation gives the
+    same set as evaluating every pixel with the same float32 arithmetic, for ReLU maps and for signed ones."""
+    from benchmark.upsample import active_pixels
+
+    h, w, sh, sw = shape
+    gen = torch.Generator().manual_seed(sum(shape) + signed)
+    maps = torch.randn(60, h, w, generator=gen) * torch.rand(60, 1, 1, generator=gen) * 3
+    maps = maps if signed else torch.relu(maps)
+    values, corner_max = _same_arithmetic_dense(maps, (sh, sw))
+    pick = torch.randint(0, sh * sw, (60,), generator=gen)
+    thresholds = values.flatten(1)[torch.arange(60), pick]  # a tie in every map
+    if not signed:
+        thresholds = thresholds.clamp(min=0)
+    expected = ((values > thresholds[:, None, None]) & (corner_max > thresholds[:, None, None])).flatten(1)
+    assert 0 < expected.sum() < expected.numel()
+    got = torch.zeros_like(expected)
+    pair, pixel = active_pixels(maps, thresholds, (sh, sw))
+    got[pair, pixel] = True
+    assert pair.numel() == int(got.sum())
+    assert torch.equal(got, expected)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
 def test_cuda_tally_equals_cpu(compat: str) -> None:
