@@ -11,8 +11,9 @@ blocks are the same; they are kept instead of returned). Off glibc it does nothi
 **Threads.** Torch's intra-op threads and the DataLoader's worker processes share the CPUs the process may use
 (``os.sched_getaffinity``). Left to their defaults (a thread per core plus up to four workers) they oversubscribe
 the machine, and torch's OpenMP threads spin while waiting for each other; on a loaded 2-core machine the same
-tally then took 1.2 s to 13.9 s. :func:`plan_threads` splits the CPUs once per run, :meth:`ThreadBudget.applied` sets
-torch's threads, and the split is recorded in the results (``environment``).
+tally then took 1.2 s to 13.9 s. :func:`plan_threads` splits the CPUs once per run (the tally on one thread),
+:meth:`ThreadBudget.applied` and :meth:`ThreadBudget.tallying` set torch's threads, and the split is recorded in
+the results (``environment``).
 """
 
 from __future__ import annotations
@@ -73,11 +74,15 @@ def worker_init(_worker_id: int) -> None:
 
 @dataclass(frozen=True)
 class ThreadBudget:
-    """How a run uses the CPUs it may: ``threads`` torch intra-op threads plus ``workers`` DataLoader processes."""
+    """How a run uses the CPUs it may: ``threads`` torch intra-op threads plus ``workers`` DataLoader processes
+    for the forward pass; the tally on ``tally_threads`` torch threads while ``tally_workers`` processes decode
+    the masks of the next batches (pass 2 without a forward pass)."""
 
     cpus: int  # CPUs this process may use (its affinity mask)
     threads: int
     workers: int
+    tally_threads: int
+    tally_workers: int
 
     @contextmanager
     def applied(self) -> Iterator[None]:
@@ -90,9 +95,19 @@ class ThreadBudget:
         finally:
             torch.set_num_threads(before)
 
+    @contextmanager
+    def tallying(self) -> Iterator[None]:
+        """Torch's intra-op threads set to ``tally_threads`` inside the block, back to ``threads`` after it."""
+        torch.set_num_threads(self.tally_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(self.threads)
+
     def record(self) -> dict[str, Any]:
         """The fields recorded in the results' ``environment``."""
-        return {"cpus": self.cpus, "torch_threads": self.threads, "workers": self.workers}
+        return {"cpus": self.cpus, "torch_threads": self.threads, "workers": self.workers,
+                "tally_threads": self.tally_threads, "tally_workers": self.tally_workers}
 
 
 def plan_threads(threads: int | None, workers: int | None, device: str, cpus: int | None = None) -> ThreadBudget:
@@ -103,12 +118,20 @@ def plan_threads(threads: int | None, workers: int | None, device: str, cpus: in
     pass dominates and decoding is a few percent of it, so a quarter of the CPUs (at most 4) decode and the rest
     compute (2 CPUs: 2 threads, no workers); on an accelerator decoding is the bottleneck, so every CPU but one
     decodes (at most 8) and the main process keeps one thread.
+
+    The tally runs on one torch thread whatever ``threads`` is: its operations are small (well under a
+    millisecond), so intra-op threads mostly wait for each other at barriers, and on a loaded machine a
+    descheduled thread stalls the rest (2000 x 512 tally on 2 CPUs under load: 1.1-1.7 s on one thread, 18-31 s
+    on two). Its parallelism comes from ``tally_workers`` decoding masks alongside it (``--workers``, else every
+    other CPU, at most 8); ``--threads`` given, it is used for the tally too.
     """
     cpus = default_workers() if cpus is None else max(1, int(cpus))
     if threads is not None and threads < 1:
         raise BrodenError(f"--threads {threads}: must be at least 1")
     if workers is not None and workers < 0:
         raise BrodenError(f"--workers {workers}: give 0 (decode in this process) or more")
+    tally_threads = 1 if threads is None else int(threads)
+    tally_workers = min(8, max(0, cpus - tally_threads)) if workers is None else int(workers)
     if workers is None:
         if device == "cpu" or device.startswith("cpu:"):
             workers = min(4, cpus // 4)
@@ -118,4 +141,5 @@ def plan_threads(threads: int | None, workers: int | None, device: str, cpus: in
             workers = max(0, min(workers, cpus - threads))
     if threads is None:
         threads = max(1, cpus - workers)
-    return ThreadBudget(cpus=cpus, threads=int(threads), workers=int(workers))
+    return ThreadBudget(cpus=cpus, threads=int(threads), workers=int(workers), tally_threads=tally_threads,
+                        tally_workers=tally_workers)

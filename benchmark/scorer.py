@@ -405,17 +405,20 @@ class _Run:
         """Pass 2 over this rank's rows: intersections of active regions and labels, from the cache or a second
         forward pass."""
         t0 = time.perf_counter()
-        stream = self.producer.batches(self.settings.batch_size, self.budget.workers, self.row, self.categories,
+        recompute = self.cache is None and self.producer.kind == "model"  # else no forward pass in this pass
+        workers = self.budget.workers if recompute else self.budget.tally_workers
+        stream = self.producer.batches(self.settings.batch_size, workers, self.row, self.categories,
                                        need_acts=self.cache is None, stop_row=self.stop)
         for batch, acts in track(stream, "pass 2/2: tally", total=self.stop - self.row,
                                  advance_by=lambda item: len(item[0].ids), quiet=self.quiet):
             maps = batch.label_maps.to(self.device, non_blocking=True)
             folds = bootstrap.fold_tensor(batch.ids)
             train = torch.tensor([s == "train" for s in batch.splits], dtype=torch.bool)
-            for name in self.producer.layers:
-                a = self.cache.read(name, batch.start, batch.end).to(self.device) if self.cache is not None else acts[name]
-                self.tallies[name].add(TallyInput(a.float(), maps, batch.image_labels, folds, train),
-                                       self.thresholds[name])
+            with self.budget.tallying():
+                for name in self.producer.layers:
+                    a = self.cache.read(name, batch.start, batch.end).to(self.device) if self.cache is not None else acts[name]
+                    self.tallies[name].add(TallyInput(a.float(), maps, batch.image_labels, folds, train),
+                                           self.thresholds[name])
             self.row = batch.end
             if self._checkpoint_due():
                 self.timings["tally_s"] += time.perf_counter() - t0

@@ -18,23 +18,25 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     ("threads", "workers", "device", "cpus", "expected"),
-    [
-        (None, None, "cpu", 2, (2, 0)),  # the forward pass gets every CPU
-        (None, None, "cpu", 16, (12, 4)),  # a quarter decodes, at most 4
-        (None, None, "cpu", 1, (1, 0)),
-        (None, None, "cuda", 16, (8, 8)),  # decoding feeds the accelerator
-        (None, None, "cuda:1", 1, (1, 0)),
-        (None, 1, "cpu", 2, (1, 1)),  # --workers given: threads fill the rest
-        (None, 4, "cpu", 2, (1, 4)),  # more workers than CPUs: as asked, one thread
-        (1, None, "cuda", 4, (1, 3)),  # --threads given: workers within what is left
-        (2, None, "cuda", 2, (2, 0)),
-        (3, 5, "cpu", 2, (3, 5)),  # both given: as asked
+    [  # expected: threads, workers, tally threads, tally workers
+        (None, None, "cpu", 2, (2, 0, 1, 1)),  # the forward pass gets every CPU; one worker decodes for the tally
+        (None, None, "cpu", 16, (12, 4, 1, 8)),  # a quarter decodes, at most 4 (8 for the tally)
+        (None, None, "cpu", 1, (1, 0, 1, 0)),
+        (None, None, "cuda", 16, (8, 8, 1, 8)),  # decoding feeds the accelerator
+        (None, None, "cuda:1", 1, (1, 0, 1, 0)),
+        (None, 1, "cpu", 2, (1, 1, 1, 1)),  # --workers given: threads fill the rest
+        (None, 4, "cpu", 2, (1, 4, 1, 4)),  # more workers than CPUs: as asked, one thread
+        (1, None, "cuda", 4, (1, 3, 1, 3)),  # --threads given: workers within what is left
+        (2, None, "cuda", 2, (2, 0, 2, 0)),
+        (3, 5, "cpu", 2, (3, 5, 3, 5)),  # both given: as asked
     ],
 )
 def test_plan_splits_the_cpus(threads, workers, device, cpus, expected) -> None:
     budget = plan_threads(threads, workers, device, cpus=cpus)
-    assert (budget.threads, budget.workers, budget.cpus) == (*expected, cpus)
-    assert budget.record() == {"cpus": cpus, "torch_threads": expected[0], "workers": expected[1]}
+    got = (budget.threads, budget.workers, budget.tally_threads, budget.tally_workers)
+    assert got == expected and budget.cpus == cpus
+    assert budget.record() == {"cpus": cpus, "torch_threads": expected[0], "workers": expected[1],
+                               "tally_threads": expected[2], "tally_workers": expected[3]}
 
 
 def test_plan_defaults_to_the_affinity_mask() -> None:
@@ -52,7 +54,11 @@ def test_plan_rejects_bad_counts(threads, workers, match) -> None:
 def test_applied_sets_and_restores_torch_threads() -> None:
     before = torch.get_num_threads()
     other = 1 if before != 1 else 2
-    with ThreadBudget(cpus=2, threads=other, workers=0).applied():
+    budget = ThreadBudget(cpus=2, threads=other, workers=0, tally_threads=3, tally_workers=1)
+    with budget.applied():
+        assert torch.get_num_threads() == other
+        with budget.tallying():
+            assert torch.get_num_threads() == 3
         assert torch.get_num_threads() == other
     assert torch.get_num_threads() == before
 
