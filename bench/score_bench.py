@@ -1,22 +1,25 @@
-"""Benchmark of `benchmark score`: cost over a bare forward pass, and peak memory against the number of images.
+"""Benchmark of `benchmark score`: cost over a bare forward pass, the allocator's effect, and peak memory.
 
-Prints ``name: value`` lines:
+Prints ``name: value`` lines (every timed run in its own fresh process, with the scorer's thread budget):
 
-  score_over_forward_ratio   wall time of a full score run (MobileNetV2 features.18 on the sample dataset) over
-                             the wall time of bare forward passes on the same images with the same data loading
-                             (goal <= 1.3)
-  score_s, forward_s         the two wall times
-  peak_rss_mb_n500           peak resident memory of the main process of a score run on 500 images
-  peak_rss_mb_n2000          the same on 2,000 images (the sample's rows repeated with distinct ids); should be
-                             about equal to n500: memory must not grow with the number of images
+  forward_over_tuned_forward     bare forward passes over the sample's images with the scorer's process set-up,
+                                 over the same in a process whose glibc allocator is tuned from outside
+                                 (MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_): 1.0 when the scorer's own
+                                 tuning works (goal <= 1.1); ``forward_untuned_over_tuned`` shows the tax it avoids
+  score_over_forward_ratio       wall time of a full score run (MobileNetV2 features.18 on the 240-image sample)
+                                 over bare forward passes on the same images with the same data loading (<= 1.3)
+  score_over_forward_ratio_n2000 the same on 2,000 images (the sample's rows repeated with distinct ids; <= 1.15)
+  peak_rss_mb_n500, _n2000       peak resident memory of the main process of a score run on 500 / 2,000 images;
+                                 about equal: memory must not grow with the number of images
 
-    python bench/score_bench.py [--dataset PATH] [--workers N] [--batch-size N] [--device cpu]
+    python bench/score_bench.py [--dataset PATH] [--workers N] [--batch-size N] [--device cpu] [--sizes 500,2000]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -26,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "examples" / "mobilenet_v2.py"
+#: glibc tunables with the effect of benchmark.runtime.tune_allocator, set from outside the process
+TUNED_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 31)}
 
 
 def _sample(work: Path) -> Path:
@@ -52,30 +57,36 @@ def _repeated(sample: Path, n: int, out: Path) -> Path:
     return write_dataset(out, rows(), ds.labels, meta={"name": f"sample-x{n}"}).path
 
 
-def _forward_only(dataset: Path, batch_size: int, workers: int, device: str) -> float:
-    """Wall seconds of bare forward passes over the dataset with the score run's data loading."""
+def _forward_only(dataset: Path, batch_size: int, workers: int | None, device: str, scorer_setup: bool) -> float:
+    """Wall seconds of bare forward passes over the dataset with the score run's data loading and threads."""
     import torch
 
     from benchmark.activations import RowBatches, batch_loader
     from benchmark.models.loader import Preprocessing, load_model
+    from benchmark.runtime import plan_threads, tune_allocator
     from broden.dataset import load
 
+    if scorer_setup:
+        tune_allocator()
+    budget = plan_threads(None, workers, device)
     ds = load(dataset)
     model = load_model(str(MODEL)).module.eval().to(device)
     pre = Preprocessing(tuple(ds.meta["image_size"]))
-    start = time.perf_counter()
-    with torch.inference_mode():
-        for batch in batch_loader(RowBatches(ds, range(len(ds)), batch_size, preprocess=pre), workers):
+    with budget.applied(), torch.inference_mode():
+        start = time.perf_counter()
+        for batch in batch_loader(RowBatches(ds, range(len(ds)), batch_size, preprocess=pre), budget.workers):
             model(batch.images.to(device))
-    return time.perf_counter() - start
+        return time.perf_counter() - start
 
 
-def _score(dataset: Path, out: Path, batch_size: int, workers: int, device: str) -> float:
+def _score(dataset: Path, out: Path, batch_size: int, workers: int | None, device: str) -> float:
     """Wall seconds of a full score run (model and dataset already loaded)."""
     from benchmark.models.loader import load_model
+    from benchmark.runtime import tune_allocator
     from benchmark.scorer import Settings, score_model
     from broden.dataset import load
 
+    tune_allocator()  # as `benchmark score` does first
     ds = load(dataset)
     model = load_model(str(MODEL))
     start = time.perf_counter()
@@ -84,19 +95,34 @@ def _score(dataset: Path, out: Path, batch_size: int, workers: int, device: str)
 
 
 def _child(args: argparse.Namespace) -> None:
-    seconds = _score(Path(args.child), Path(args.out), args.batch_size, args.workers, args.device)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": rss}))
+    if args.child == "score":
+        seconds = _score(Path(args.data), Path(args.out), args.batch_size, args.workers, args.device)
+    else:
+        seconds = _forward_only(Path(args.data), args.batch_size, args.workers, args.device, args.child == "forward")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "sys_s": usage.ru_stime}))
+
+
+def _run_child(kind: str, data: Path, out: Path, args: argparse.Namespace, env: dict[str, str] | None = None) -> dict:
+    """Run one timed measurement in a fresh process: ``forward`` (scorer set-up), ``plain-forward`` or ``score``."""
+    cmd = [sys.executable, __file__, "--child", kind, "--data", str(data), "--out", str(out),
+           "--batch-size", str(args.batch_size), "--device", args.device]
+    if args.workers is not None:
+        cmd += ["--workers", str(args.workers)]
+    child = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, **(env or {})})
+    return json.loads(child.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", help="sample dataset to use (default: write one into a temporary directory)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="default: the scorer's thread budget")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sizes", default="500,2000", help="image counts for the peak-RSS runs (\"\" skips them)")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", default="500,2000", help="image counts for the peak-RSS runs (\"\" skips them); "
+                        "at 2000 the score/forward ratio is measured too")
+    parser.add_argument("--child", choices=("score", "forward", "plain-forward"), help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -105,22 +131,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="score-bench-") as tmp:
         work = Path(tmp)
         sample = Path(args.dataset) if args.dataset else _sample(work)
-        _forward_only(sample, args.batch_size, args.workers, args.device)  # warm-up: page cache, lazy imports
-        forward_s = _forward_only(sample, args.batch_size, args.workers, args.device)
-        score_s = _score(sample, work / "out", args.batch_size, args.workers, args.device)
-        print(f"forward_s: {forward_s:.2f}")
-        print(f"score_s: {score_s:.2f}")
-        print(f"score_over_forward_ratio: {score_s / forward_s:.3f}")
+        _run_child("forward", sample, work / "warm", args)  # warm-up: page cache
+        # side by side, in one order per round, so that other load on the machine hits all three alike
+        scorer = _run_child("forward", sample, work / "f", args)
+        tuned = _run_child("plain-forward", sample, work / "f", args, TUNED_ENV)
+        untuned = _run_child("plain-forward", sample, work / "f", args)
+        score = _run_child("score", sample, work / "out", args)
+        print(f"forward_s: {scorer['seconds']:.2f}")
+        print(f"forward_sys_s: {scorer['sys_s']:.2f}")
+        print(f"tuned_forward_s: {tuned['seconds']:.2f}")
+        print(f"untuned_forward_s: {untuned['seconds']:.2f}")
+        print(f"untuned_forward_sys_s: {untuned['sys_s']:.2f}")
+        print(f"forward_over_tuned_forward: {scorer['seconds'] / tuned['seconds']:.3f}")
+        print(f"forward_untuned_over_tuned: {untuned['seconds'] / tuned['seconds']:.3f}")
+        print(f"score_s: {score['seconds']:.2f}")
+        print(f"score_over_forward_ratio: {score['seconds'] / scorer['seconds']:.3f}")
         for n in (int(s) for s in args.sizes.split(",") if s.strip()):
             data = _repeated(sample, n, work / f"x{n}")
-            child = subprocess.run(
-                [sys.executable, __file__, "--child", str(data), "--out", str(work / f"out{n}"),
-                 "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--device", args.device],
-                capture_output=True, text=True, check=True,
-            )
-            report = json.loads(child.stdout.strip().splitlines()[-1])
+            report = _run_child("score", data, work / f"out{n}", args)
             print(f"score_s_n{n}: {report['seconds']:.2f}")
             print(f"peak_rss_mb_n{n}: {report['peak_rss_mb']:.0f}")
+            if n == 2000:
+                forward = _run_child("forward", data, work / "f", args)
+                print(f"forward_s_n{n}: {forward['seconds']:.2f}")
+                print(f"score_over_forward_ratio_n{n}: {report['seconds'] / forward['seconds']:.3f}")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,15 @@ def overlay(image: Image.Image, region: np.ndarray, concept: np.ndarray | None =
     return Image.fromarray(np.rint(out).astype(np.uint8))
 
 
+def tile_height(sizes: Sequence[tuple[int, int]], max_height: int, max_width: int) -> int:
+    """The common height of a strip's tiles for images of ``sizes`` ((height, width) each): their tallest, at
+    most ``max_height``, and lower when the strip (with its gaps) would be wider than ``max_width``."""
+    height = min(max_height, max(h for h, _ in sizes))
+    natural = sum(w * height / h for h, w in sizes)
+    room = max_width - TILE_GAP * (len(sizes) - 1)
+    return max(1, int(height * room / natural)) if natural > room else height
+
+
 def strip(tiles: Sequence[Image.Image], height: int) -> Image.Image:
     """Tiles side by side on white, each scaled to ``height`` pixels high: one unit's top images as one file."""
     scaled = [t if t.height == height else t.resize((max(1, round(t.width * height / t.height)), height))

@@ -317,3 +317,20 @@ def test_report_without_the_recorded_dataset_says_so(tmp_path, dataset) -> None:
     out, note = build_report(results_path, dataset=dataset.path, out=tmp_path / "r2")
     assert note is None
     assert (out / "layers" / "conv5" / "unit-0000.jpg").is_file()
+
+
+def test_parallel_gallery_writes_the_same_report(tmp_path, dataset, monkeypatch) -> None:
+    """Units drawn by a pool of workers (one task per unit) give the same pages and the same JPEG bytes."""
+    import benchmark.html.report as report_module
+
+    results_path = write_scored(tmp_path / "run", dataset)
+    inline = build_report(results_path, out=tmp_path / "inline")[0]
+    monkeypatch.setattr(report_module, "PARALLEL_MIN_UNITS", 1)
+    monkeypatch.setattr(report_module, "UNITS_PER_TASK", 1)
+    monkeypatch.setattr("broden.utils.parallel.default_workers", lambda: 2)
+    pooled = build_report(results_path, out=tmp_path / "pooled")[0]
+    files = sorted(p.relative_to(inline) for p in inline.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(pooled) for p in pooled.rglob("*") if p.is_file())
+    assert any(f.suffix == ".jpg" for f in files)
+    for f in files:
+        assert (inline / f).read_bytes() == (pooled / f).read_bytes(), f
