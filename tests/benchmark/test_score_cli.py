@@ -113,7 +113,7 @@ def test_crash_and_resume_from_the_command_line(small, tiny_file, tmp_path, monk
         (["{tiny}", "--categories", "object,animal"], "category 'animal' is not in the dataset"),
         (["{tiny}", "--device", "cuda:0"], "CUDA is not available"),
         (["{tiny}", "--threads", "0"], "--threads 0: must be at least 1"),
-        (["{tiny}", "--workers", "-1"], "--workers -1: must be 0"),
+        (["{tiny}", "--workers", "-1"], "--workers -1: give 0"),
         (["torchvision:resnet17"], "no such torchvision classification model; closest: resnet18"),
         (["--activations", "{missing}"], "activations file not found"),
         ([], "give either MODEL"),

@@ -160,7 +160,9 @@ def test_supplied_activations_score_like_the_model(small, tmp_path) -> None:
     path = tmp_path / "acts.npz"
     np.savez(path, activations=_acts(small, rows), image=np.asarray(small.ids), layer="head")
     supplied = SuppliedActivations(path, small)
-    assert isinstance(supplied.array, np.memmap)  # uncompressed: read lazily
+    assert isinstance(supplied.array, np.memmap)  # uncompressed: read lazily, by positioned reads
+    with np.load(path) as npz:
+        assert torch.equal(supplied.read(3, 7), torch.from_numpy(npz["activations"][3:7].astype(np.float32)))
     got = score_activations(supplied, small, tmp_path / "acts", settings()).results
     ref = score_model(loaded(tiny(), ["head"]), small, tmp_path / "model", settings()).results
     assert got["model"]["source"] == "activations" and got["protocol"]["preprocess"]["kind"] == "supplied"
