@@ -31,11 +31,11 @@ def main() -> int:
     import torch
     from torchvision.models import resnet18
 
+    from bench.full_scale import write_synthetic
     from benchmark.activations import RowBatches, batch_loader
-    from benchmark.models.loader import Preprocessing, LoadedModel
+    from benchmark.models.loader import LoadedModel, Preprocessing
     from benchmark.runtime import plan_threads, tune_allocator
     from benchmark.scorer import Settings, score_model
-    from bench.full_scale import write_synthetic
 
     tune_allocator()
     with tempfile.TemporaryDirectory(prefix="broden-gpu-", dir=args.work) as tmp:
