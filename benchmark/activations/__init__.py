@@ -66,6 +66,7 @@ class RowBatches(torch.utils.data.Dataset):
         cats = self.categories or []
         self.pixel = [c for c in cats if c in dataset.pixel_categories]
         self.image_level = [c for c in cats if c in dataset.image_categories]
+        self.mask_categories = list(dataset.pixel_categories)  # the names of the masks' category ClassLabel
         columns = ["id"] + (["image"] if preprocess is not None else [])
         if self.categories is not None:
             columns += ["split", "source", "height", "width", "seg_height", "seg_width", "layers", "masks",
@@ -106,7 +107,7 @@ class RowBatches(torch.utils.data.Dataset):
         return batch
 
     def _add_labels(self, batch: Batch, rows: list[dict[str, Any]]) -> None:
-        samples = [decode_row(r, self.pixel, self.image_level) for r in rows]
+        samples = [decode_row(r, self.mask_categories, self.pixel, self.image_level) for r in rows]
         depth = {c: max((s.pixel[c].shape[0] for s in samples), default=0) for c in self.pixel}
         sh = max((s.seg_height for s in samples), default=0)
         sw = max((s.seg_width for s in samples), default=0)
