@@ -15,6 +15,7 @@ the set shows the concept and little else. Negatives are drawn with ``seed`` fro
 
 from __future__ import annotations
 
+import difflib
 import io
 import random
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ def resolve_labels(ds: Broden, names: Sequence[str]) -> list[int]:
         elif name.isdigit() and int(name) in ds.labels:
             out.append(int(name))
         else:
-            near = sorted(n for n in by_name if name.lower() in n.lower())[:4]
+            near = difflib.get_close_matches(name, by_name, n=4, cutoff=0.6)
             hint = f" (did you mean {', '.join(near)}?)" if near else "; 'broden info' lists the labels"
             raise BrodenError(f"concept {name!r}: no such label in {ds.path}{hint}")
     if len(set(out)) != len(out):

@@ -33,12 +33,15 @@ def migrate(old: str | Path, new: str | Path) -> tuple[Broden, str]:
     old, new = Path(old), Path(new)
     try:
         meta = json.loads((old / "broden.json").read_text(encoding="utf-8"))
-        labels_obj = json.loads((old / "labels.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BrodenError(f"{old}: not an old-format Broden folder (broden.json and labels.json: {exc})") from exc
+        raise BrodenError(f"{old}: not an old-format Broden folder (broden.json: {exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != SAVE_TO_DISK_FORMAT:
         raise BrodenError(f"{old}: format {meta.get('format') if isinstance(meta, dict) else None!r} is not the old "
                           f"{SAVE_TO_DISK_FORMAT}; nothing to migrate")
+    try:
+        labels_obj = json.loads((old / "labels.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BrodenError(f"{old}: the old folder's labels.json does not read ({exc}); it is damaged") from exc
     if new.resolve() == old.resolve():
         raise BrodenError(f"{new}: write the migrated dataset to a new folder, not over the old one")
     labels = LabelTable.from_json(labels_obj, str(old / "labels.json"))
