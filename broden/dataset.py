@@ -459,11 +459,98 @@ def load_splits(path: Path, *, streaming: bool = False):
     return dd.cast_column("image", Image(decode=False))
 
 
+class ShardReader:
+    """Rows by canonical index read straight from the parquet shards, a row group at a time (nothing converted or
+    copied): what ``streaming`` datasets and the scorer's ``--streaming`` read.
+
+    Opening reads only each shard's ``index`` column, to map a canonical index to (shard, row group, offset). The
+    last few row groups read are kept, so consecutive batches cost about one row-group read each. Picklable and
+    fork-safe (file handles are reopened in each process), so DataLoader workers can share one.
+    """
+
+    KEEP_GROUPS = 4
+
+    def __init__(self, files: Sequence[tuple[str, str]], filesystem=None) -> None:
+        self.files = list(files)  # (split, path) in split order
+        self.filesystem = filesystem
+        self._pid = os.getpid()
+        self._open: dict[int, Any] = {}
+        self._groups: dict[tuple[int, int], Any] = {}
+        indexes, group_of, offset_of, self.group_bounds = [], [], [], []
+        for f in range(len(self.files)):
+            handle = self._file(f)
+            indexes.append(handle.read(columns=["index"]).column("index").to_numpy())
+            for g in range(handle.metadata.num_row_groups):
+                n = handle.metadata.row_group(g).num_rows
+                self.group_bounds.append((f, g))
+                group_of.append(np.full(n, len(self.group_bounds) - 1, np.int64))
+                offset_of.append(np.arange(n, dtype=np.int64))
+        index = np.concatenate(indexes) if indexes else np.zeros(0, np.int64)
+        order = np.argsort(index, kind="stable")
+        if not np.array_equal(index[order], np.arange(len(index))):
+            raise BrodenError(f"{self.files[0][1] if self.files else 'the shards'}: the rows' index column is not "
+                              f"0..{len(index) - 1} across the splits; rebuild or re-download the dataset")
+        self.group = np.concatenate(group_of)[order] if indexes else np.zeros(0, np.int64)
+        self.offset = np.concatenate(offset_of)[order] if indexes else np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.group)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_open": {}, "_groups": {}}
+
+    def _file(self, f: int):
+        import pyarrow.parquet as pq
+
+        if self._pid != os.getpid():  # a forked worker: never share the parent's file positions
+            self._pid, self._open, self._groups = os.getpid(), {}, {}
+        if f not in self._open:
+            path = self.files[f][1]
+            self._open[f] = pq.ParquetFile(self.filesystem.open(path, "rb") if self.filesystem else path)
+        return self._open[f]
+
+    def _group(self, gid: int, columns: tuple[str, ...]):
+        key = (gid, columns)
+        if key not in self._groups:
+            f, g = self.group_bounds[gid]
+            if len(self._groups) >= self.KEEP_GROUPS:
+                self._groups.pop(next(iter(self._groups)))
+            self._groups[key] = self._file(f).read_row_group(g, columns=list(columns))
+        return self._groups[key]
+
+    def read(self, indices: Sequence[int], columns: Sequence[str]) -> dict[str, list]:
+        """Columns ``columns`` of the rows ``indices`` (canonical), as ``Dataset[...]`` gives them (a ``split``
+        column may be asked for: the split of the shard the row is stored in)."""
+        stored = tuple(c for c in columns if c != "split")
+        idx = np.asarray(indices, np.int64)
+        out: dict[str, list] = {c: [None] * len(idx) for c in columns}
+        gids = self.group[idx]
+        for gid in np.unique(gids):
+            where = np.flatnonzero(gids == gid)
+            table = self._group(int(gid), stored).take(self.offset[idx[where]])
+            part = table.to_pydict()
+            split = self.files[self.group_bounds[int(gid)][0]][0]
+            for c in columns:
+                values = part[c] if c != "split" else [split] * len(where)
+                for j, v in zip(where, values):
+                    out[c][j] = v
+        return out
+
+
+def shard_files(path: Path) -> list[tuple[str, str]]:
+    """``(split, file)`` of the dataset's parquet shards, train first, each split's shards in name order."""
+    return [(s, str(f)) for s in SPLITS for f in sorted((path / DATA_DIR).glob(f"{s}-*.parquet"))]
+
+
 class Broden:
     """A Broden dataset folder: ``rows`` (a ``datasets.Dataset`` of both splits in canonical order, with a
     ``split`` column), ``splits`` (the ``DatasetDict`` that ``load_dataset`` gives), ``labels`` and ``meta``."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, streaming: bool = False, shards: ShardReader | None = None
+                 ) -> None:
+        """Open the folder ``path``. ``streaming``: read rows from the parquet shards as they are asked for
+        (``reader``, a :class:`ShardReader`, over ``shards`` if given, e.g. remote files) instead of through
+        ``load_dataset``'s Arrow copy; ``rows`` and ``splits`` are then None."""
         from datasets import concatenate_datasets
 
         self.path = Path(path)
@@ -471,6 +558,17 @@ class Broden:
         self.labels = read_labels(self.path, self.meta)
         self.pixel_categories = [c.name for c in self.labels.categories if c.kind == "pixel"]
         self.image_categories = [c.name for c in self.labels.categories if c.kind == "image"]
+        self.streaming = streaming
+        self.reader: ShardReader | None = None
+        self.rows = self.splits = None
+        if streaming:
+            try:
+                self.reader = shards or ShardReader(shard_files(self.path))
+            except OSError as exc:
+                raise BrodenError(f"{self.path}: the parquet shards do not read ({exc}); rebuild or re-download "
+                                  "the dataset") from exc
+            self._ids = self.reader.read(range(len(self.reader)), ["id"])["id"]
+            return
         self.splits = load_splits(self.path)
         parts = [d.add_column("split", [name] * len(d)) for name, d in self.splits.items()]
         rows = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
@@ -484,7 +582,7 @@ class Broden:
         self.rows = rows
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.reader) if self.reader is not None else len(self.rows)
 
     def __repr__(self) -> str:
         return f"Broden({str(self.path)!r}, images={len(self)}, labels={len(self.labels)})"
@@ -495,16 +593,31 @@ class Broden:
 
     @property
     def ids(self) -> list[str]:
-        return self.rows["id"]
+        return list(self._ids) if self.reader is not None else self.rows["id"]
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns of a row as :meth:`read` and :meth:`iter_rows` give them (the stored ones and ``split``)."""
+        return [*row_features(self.labels), "split"]
 
     def __getitem__(self, index: int) -> Example:
+        if self.reader is not None:
+            cols = self.reader.read([int(index)], self.columns)
+            return self.decode({k: v[0] for k, v in cols.items()})
         return self.decode(self.rows[int(index)])
 
     def decode(self, row: dict[str, Any]) -> Example:
         return decode_row(row, self.pixel_categories, self.pixel_categories, self.image_categories)
 
     def iter_rows(self, batch_size: int = 64, indices: Sequence[int] | None = None) -> Iterator[dict[str, Any]]:
-        """Raw rows in order (or in ``indices`` order), read from Arrow in batches for speed."""
+        """Raw rows in order (or in ``indices`` order), read from Arrow (or the shards) in batches for speed."""
+        if self.reader is not None:
+            order = list(range(len(self))) if indices is None else list(indices)
+            for start in range(0, len(order), batch_size):
+                cols = self.reader.read(order[start:start + batch_size], self.columns)
+                for i in range(len(cols["id"])):
+                    yield {k: cols[k][i] for k in cols}
+            return
         src = self.rows if indices is None else self.rows.select(indices)
         for batch in src.iter(batch_size=batch_size):
             keys = list(batch)
@@ -544,14 +657,17 @@ def stream_rows(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
         yield row
 
 
-def load(source: str | os.PathLike[str], *, revision: str | None = None) -> Broden:
+def load(source: str | os.PathLike[str], *, revision: str | None = None, streaming: bool = False) -> Broden:
     """Open a Broden dataset: a local folder (memory-mapped; nothing is read until used), or a Hub dataset repo
     given as ``hf://ORG/NAME`` (or ``ORG/NAME`` where no such local folder exists), fetched and cached by
-    ``huggingface_hub.snapshot_download`` at ``revision`` (default: the main branch)."""
-    from broden.hub import resolve
+    ``huggingface_hub.snapshot_download`` at ``revision`` (default: the main branch). ``streaming``: rows are read
+    from the parquet shards as they are used (for a Hub repo, over HTTP: only the card, broden.json and the label
+    table are downloaded)."""
+    from broden.hub import resolve, shard_reader
 
-    local, provenance = resolve(source, revision=revision)
-    ds = Broden(local)
+    local, provenance = resolve(source, revision=revision, metadata_only=streaming)
+    shards = shard_reader(provenance) if streaming and provenance else None
+    ds = Broden(local, streaming=streaming, shards=shards)
     if provenance:
         ds.meta["hub"] = provenance
     return ds

@@ -27,6 +27,8 @@ from broden.errors import BrodenError
 from broden.utils import atomic
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+#: What a streaming load downloads: everything but the shards, which are then read over HTTP as they are used.
+METADATA_PATTERNS = ["README.md", "broden.json", "labels/*"]
 
 
 def parse_hub_id(source: str) -> tuple[str, str | None] | None:
@@ -64,11 +66,13 @@ def snapshot(repo_id: str, revision: str | None = None, *, allow_patterns: list[
         raise _hub_error(repo_id, revision, exc) from exc
 
 
-def resolve(source: str | os.PathLike[str], *, revision: str | None = None) -> tuple[Path, dict[str, Any] | None]:
+def resolve(source: str | os.PathLike[str], *, revision: str | None = None, metadata_only: bool = False
+            ) -> tuple[Path, dict[str, Any] | None]:
     """The local folder of ``source`` and, for a Hub dataset, ``{"repo_id", "revision"}`` (the commit hash).
 
     A path that exists is local. ``hf://ORG/NAME[@REV]`` is the Hub; so is a bare ``ORG/NAME`` that is not a local
-    path. ``revision`` (a branch, tag or commit) overrides one given with ``@``.
+    path. ``revision`` (a branch, tag or commit) overrides one given with ``@``. ``metadata_only``: fetch only
+    :data:`METADATA_PATTERNS` (for streaming).
     """
     text = os.fspath(source)
     hub = parse_hub_id(text)
@@ -77,8 +81,24 @@ def resolve(source: str | os.PathLike[str], *, revision: str | None = None) -> t
     if hub is None:
         return Path(text), None
     repo_id, rev = hub
-    local = snapshot(repo_id, revision or rev)
+    local = snapshot(repo_id, revision or rev, allow_patterns=METADATA_PATTERNS if metadata_only else None)
     return local, {"repo_id": repo_id, "revision": local.name}
+
+
+def shard_reader(provenance: dict[str, Any]):
+    """A :class:`broden.dataset.ShardReader` over the parquet shards of the Hub commit ``provenance`` names, read
+    with ``huggingface_hub.HfFileSystem`` (HTTP range requests: only the row groups used are transferred)."""
+    import huggingface_hub
+
+    from broden.dataset import DATA_DIR, SPLITS, ShardReader
+
+    fs = huggingface_hub.HfFileSystem()
+    root = f"datasets/{provenance['repo_id']}@{provenance['revision']}"
+    try:
+        files = [(s, f) for s in SPLITS for f in sorted(fs.glob(f"{root}/{DATA_DIR}/{s}-*.parquet"))]
+        return ShardReader(files, filesystem=fs)
+    except OSError as exc:
+        raise _hub_error(provenance["repo_id"], provenance["revision"], exc) from exc
 
 
 def pull(repo_id: str, dest: str | os.PathLike[str], *, revision: str | None = None) -> Path:

@@ -79,6 +79,12 @@ def test_streaming_gives_the_same_rows_in_the_canonical_order(dataset: Path) -> 
     for r in rows:
         fp.add(r)
     assert fp.hexdigest() == ds.fingerprint == ds.compute_fingerprint()
+    lazy = broden.load(dataset, streaming=True)  # rows straight from the shards' row groups
+    assert lazy.rows is None and lazy.ids == ds.ids and lazy.compute_fingerprint() == ds.fingerprint
+    for i in (0, len(ds) // 2, len(ds) - 1):
+        a, b = ds[i], lazy[i]
+        assert (a.id, a.split, a.image_bytes) == (b.id, b.split, b.image_bytes)
+        assert all(np.array_equal(a.pixel[c], b.pixel[c]) for c in ds.pixel_categories)
 
 
 def test_the_sample_keeps_the_fingerprint_the_leaderboard_recorded(sample_dataset: Path) -> None:

@@ -5,7 +5,8 @@ an upload lays the folder out in ``cache`` exactly as ``huggingface_hub`` lays o
 (``datasets--ORG--NAME/snapshots/<commit>/`` and ``refs/<branch>`` holding the commit), with a commit hash made
 from the files' contents. Pointing ``huggingface_hub.constants.HF_HUB_CACHE`` at ``cache`` with ``HF_HUB_OFFLINE=1``
 then lets the real ``snapshot_download`` (and so ``broden.load("hf://...")`` and ``broden download --hub``) fetch
-those commits through the library's own offline code path.
+those commits through the library's own offline code path; :class:`LocalHubFileSystem` stands in for the
+``HfFileSystem`` that streaming reads remote shards with.
 """
 
 from __future__ import annotations
@@ -65,6 +66,29 @@ class LocalHub:
         return Commit(f"https://huggingface.co/datasets/{repo_id}/commit/{oid}", oid)
 
 
+@dataclass
+class LocalHubFileSystem:
+    """What broden uses of ``huggingface_hub.HfFileSystem`` (``glob``, ``open``) over a :class:`LocalHub`'s commits:
+    ``datasets/ORG/NAME@COMMIT/path`` is the file ``path`` of that commit's snapshot."""
+
+    hub: LocalHub
+
+    def _split(self, path: str) -> tuple[str, Path]:
+        assert path.startswith("datasets/"), path
+        repo_rev, _, rest = path[len("datasets/"):].partition("/")
+        repo, _, rest2 = (repo_rev + "/" + rest).partition("@")
+        rev, _, inner = rest2.partition("/")
+        return f"datasets/{repo}@{rev}", self.hub.repo_dir(repo) / "snapshots" / rev / inner
+
+    def glob(self, pattern: str) -> list[str]:
+        prefix, local = self._split(pattern)
+        base = self.hub.repo_dir(prefix[len("datasets/"):].split("@")[0]) / "snapshots" / prefix.split("@")[1]
+        return sorted(f"{prefix}/{p.relative_to(base).as_posix()}" for p in base.glob(str(local.relative_to(base))))
+
+    def open(self, path: str, mode: str = "rb"):
+        return open(self._split(path)[1], mode)
+
+
 @pytest.fixture
 def local_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalHub:
     """A :class:`LocalHub` that broden's push uploads to and whose cache snapshot_download reads, offline."""
@@ -76,4 +100,5 @@ def local_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalHub:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, *a, **k: hub.create_repo(*a, **k))
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", lambda self, *a, **k: hub.upload_folder(*a, **k))
+    monkeypatch.setattr(huggingface_hub, "HfFileSystem", lambda *a, **k: LocalHubFileSystem(hub))
     return hub
