@@ -22,10 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmark.activations import RowBatches  # noqa: E402
-from broden.legacy import convert_legacy  # noqa: E402
-from broden.utils.parallel import default_workers  # noqa: E402
-from tests.helpers.legacy_fixture import write_legacy_fixture  # noqa: E402
+from benchmark.activations import RowBatches
+from broden.legacy import convert_legacy
+from broden.utils.parallel import default_workers
+from tests.helpers.legacy_fixture import write_legacy_fixture
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -437,7 +437,7 @@ def _arrow_cache_dir(path: Path) -> str:
     h = hashlib.sha256(str(path.resolve()).encode("utf-8"))
     for f in sorted((path / DATA_DIR).glob("*.parquet")) + [path / CARD_FILE]:
         st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode("utf-8"))
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
     return str(Path(config.HF_DATASETS_CACHE) / "broden" / h.hexdigest()[:20])
 
 

@@ -36,7 +36,7 @@ def parse_hub_id(source: str) -> tuple[str, str | None] | None:
     if not source.startswith("hf://"):
         return None
     rest = source[len("hf://"):]
-    rest = rest[len("datasets/"):] if rest.startswith("datasets/") else rest
+    rest = rest.removeprefix("datasets/")
     repo_id, _, revision = rest.partition("@")
     if not REPO_ID.match(repo_id):
         raise BrodenError(f"{source}: not a Hub dataset address; write hf://ORG/NAME or hf://ORG/NAME@REVISION")

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from pathlib import Path
 
 from broden.utils.text import clean
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, metavar="PATH", help="a Broden dataset directory")
+    parser.add_argument("path", metavar="PATH", help="a Broden dataset directory or hf://ORG/NAME")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="processes checking rows (default: all CPU cores)")
     parser.add_argument("--limit", type=int, default=200, metavar="N",
@@ -30,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from broden.hub import resolve
     from broden.validate import validate
 
-    report = validate(args.path, workers=args.workers)
+    report = validate(resolve(args.path)[0], workers=args.workers)
     notes = "; ".join(f"{n} x {what}" for what, n in report.notes.items())
     if report.ok:
         print(f"OK {report.path}: {report.num_images} images, {report.num_labels} labels, fingerprint "

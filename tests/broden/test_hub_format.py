@@ -5,7 +5,6 @@ save_to_disk folders migrate; push and pull go through huggingface_hub (against 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
