@@ -1,10 +1,11 @@
 """Check every invariant of a Broden dataset and print each violation with the row it concerns.
 
 Checks that images decode at the recorded size; RLE masks are well-formed, of the row's seg size, in a valid layer,
-not overlapping within a layer; label numbers exist and belong to the mask's (or cell's) category; splits and ids
-are valid and unique; per-category label frequency and coverage recomputed from the rows match labels.json; the
-fingerprint in broden.json matches the content; labels.json and broden.json are well-formed. A literal 0 in a scene
-or texture cell (a label the original builder filtered out) is reported as a note, not a violation.
+not overlapping within a layer; label numbers exist and belong to the mask's (or cell's) category; ids are valid
+and unique and the index column numbers the rows; per-category label frequency and coverage recomputed from the
+rows match the label table; the fingerprint in broden.json matches the content; the label table, broden.json and
+the parquet shards (with the features the label table implies) are well-formed. A literal 0 in a scene or texture
+cell (a label the original builder filtered out) is reported as a note, not a violation.
 
 Exit status: 0 when clean (one OK line), 1 when any violation is found, 2 on a usage error.
 
