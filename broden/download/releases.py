@@ -269,8 +269,6 @@ def download_release(
 
 
 def _validate(dataset: Path) -> None:
-    from broden.validate import validate_dataset
-
     say(f"validating {dataset}")
     violations = validate_dataset(dataset)
     if violations:
