@@ -81,7 +81,12 @@ def resolve(source: str | os.PathLike[str], *, revision: str | None = None, meta
     if hub is None:
         return Path(text), None
     repo_id, rev = hub
-    local = snapshot(repo_id, revision or rev, allow_patterns=METADATA_PATTERNS if metadata_only else None)
+    try:
+        local = snapshot(repo_id, revision or rev, allow_patterns=METADATA_PATTERNS if metadata_only else None)
+    except BrodenError as exc:
+        if text.startswith("hf://"):
+            raise
+        raise BrodenError(f"{text}: no such dataset folder here, and as a Hub repo id: {exc}") from exc
     return local, {"repo_id": repo_id, "revision": local.name}
 
 
