@@ -220,6 +220,27 @@ class _SplitWriter:
         return out
 
 
+def _class_codes(row: dict[str, Any], categories: Mapping[str, int], image_categories: Sequence[str],
+                 max_number: int) -> dict[str, Any]:
+    """``row`` with its mask categories as ClassLabel indices, every label number checked to fit the label
+    ClassLabel (-1..max, as ``datasets`` allows). Done here because ``Features.encode_example`` looks only at the
+    first element of a list to decide whether the list needs encoding."""
+    masks = row["masks"]
+    codes = []
+    for c in masks["category"]:
+        code = c if isinstance(c, int) and 0 <= c < len(categories) else categories.get(c)
+        if code is None:
+            raise BrodenError(f"row {row['id']}: does not fit the dataset's schema (mask category {c!r} is not a "
+                              f"pixel category of the label table: {', '.join(categories)})")
+        codes.append(code)
+    for where, numbers in [("masks", masks["label"]), *((c, row[c]) for c in image_categories)]:
+        bad = [n for n in numbers if not -1 <= n <= max_number]
+        if bad:
+            raise BrodenError(f"row {row['id']}: does not fit the dataset's schema ({where} label {bad[0]} is "
+                              f"beyond the label table's numbers 1..{max_number})")
+    return {**row, "masks": {**masks, "category": codes}}
+
+
 def _approx_bytes(row: dict[str, Any]) -> int:
     return len(row["image"]["bytes"]) + sum(len(r) for r in row["masks"]["rle"]) + 256
 
@@ -250,6 +271,8 @@ def write_dataset(
     appears only when complete (atomic rename). Returns the loaded result.
     """
     features = row_features(labels)
+    categories = {c.name: i for i, c in enumerate(c for c in labels.categories if c.kind == "pixel")}
+    image_categories = [c.name for c in labels.categories if c.kind == "image"]
     fp = Fingerprinter(labels)
     sizes: set[tuple[int, int, int, int]] = set()
     seen: set[str] = set()
@@ -265,6 +288,7 @@ def write_dataset(
             seen.add(row["id"])
             if row["split"] not in writers:
                 raise BrodenError(f"row {row['id']}: split {row['split']!r} is not one of {SPLITS}")
+            row = _class_codes(row, categories, image_categories, labels.max_number)
             try:
                 stored = features.encode_example({**row, "index": position})
             except (ValueError, TypeError, KeyError) as exc:

@@ -16,6 +16,9 @@ from typing import Any, Literal
 from broden.errors import BrodenError
 
 LABELS_FORMAT = "broden-labels/1"
+#: Highest label number a table may use: tallies keep counts per (unit, label number), and the label ClassLabels
+#: of a dataset name every number up to the highest
+MAX_LABEL_NUMBER = 1_000_000
 CategoryKind = Literal["pixel", "image"]
 
 #: The six Broden categories in the legacy ``category.csv`` order (ordered by first label number).
@@ -198,7 +201,11 @@ class LabelTable:
 
         0 is ``-`` (unlabeled, as in the legacy readers), a number the table lacks is ``unused-<n>``, and a name
         that is already taken (two labels of one name) gets `` (<n>)`` appended, so ClassLabel index == label number.
+        A number over :data:`MAX_LABEL_NUMBER` is a one-line error.
         """
+        if self.max_number > MAX_LABEL_NUMBER:
+            raise BrodenError(f"label number {self.max_number} is over {MAX_LABEL_NUMBER:,}: counts are kept per "
+                              "label number, so number the labels 1..N")
         names = ["-"]
         taken = {"-"}
         for n in range(1, self.max_number + 1):

@@ -49,7 +49,7 @@ from broden.dataset import (
     row_features,
 )
 from broden.errors import BrodenError
-from broden.labels import LabelTable
+from broden.labels import MAX_LABEL_NUMBER, LabelTable
 from broden.masks import decode_binary, rle_totals
 from broden.utils.parallel import choose_workers, ordered_map
 from broden.utils.progress import track
@@ -57,8 +57,6 @@ from broden.utils.progress import track
 CHUNK_ROWS = 64
 SOURCE_RESOLUTION = "source-resolution"
 ZERO_NOTE = "image-level label 0 (a label the Broden builder filtered out)"
-#: Highest label number a table may use: tallies keep counts per (unit, label number)
-MAX_LABEL_NUMBER = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -410,15 +408,19 @@ def preflight(ds: Broden) -> None:
     report = ValidationReport(ds.path)
     _check_table(ds.labels, report)
     _check_meta(ds.meta, ds.labels, report)
-    expected = set(row_features(ds.labels))
-    if set(ds.rows.column_names) != expected:
-        diff = sorted(set(ds.rows.column_names) ^ expected)
-        report.violations.append(Violation(None, "schema", f"the rows' columns differ from labels.json in {diff}"))
+    expected = set(ds.columns)
+    actual = set(ds.rows.column_names) if ds.rows is not None else expected  # a streaming reader reads by name
+    if actual != expected:
+        diff = sorted(actual ^ expected)
+        report.violations.append(Violation(None, "schema", f"the rows' columns differ from the label table's "
+                                                           f"schema in {diff}"))
     if not report.violations:
         stats = _Stats()
-        columns = [c for c in ds.rows.column_names if c != "image"]
+        columns = [c for c in ds.columns if c != "image"]
         seg_sizes: Counter = Counter()
-        batches = ds.rows.select_columns(columns).iter(batch_size=256)
+        spans = [range(s, min(s + 256, len(ds))) for s in range(0, len(ds), 256)]
+        batches = (ds.reader.read(span, columns) if ds.reader is not None
+                   else ds.rows.select_columns(columns)[span.start:span.stop] for span in spans)
         for batch in track(batches, f"check {ds.path.name}", total=len(ds), advance_by=lambda b: len(b["id"])):
             for i in range(len(batch["id"])):
                 row = {k: batch[k][i] for k in columns}
