@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPTS = ("convert_bench.py", "tally_bench.py", "score_bench.py", "report_bench.py", "explain_bench.py",
-           "bootstrap_bench.py", "dist_bench.py", "build_bench.py")
+SCRIPTS = ("convert_bench.py", "masks_bench.py", "tally_bench.py", "score_bench.py", "report_bench.py",
+           "explain_bench.py", "bootstrap_bench.py", "dist_bench.py", "build_bench.py")
 
 
 def main() -> int:

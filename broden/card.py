@@ -43,10 +43,66 @@ def _size_category(n: int) -> str:
     return "100K<n<1M"
 
 
-def dataset_card(*, name: str, meta: Mapping[str, Any], labels: LabelTable, sources: Mapping[str, int]) -> str:
-    """Markdown card of the dataset directory ``name``: YAML header, contents, per-category counts, sources with
-    licences, citation. ``meta`` is the dataset's ``broden.json``; ``sources`` counts images per source."""
-    splits = meta.get("splits", {})
+def card_metadata(
+    *,
+    name: str,
+    meta: Mapping[str, Any],
+    features,
+    splits: Mapping[str, Mapping[str, Any]],
+    label_table: Mapping[str, int],
+) -> Any:
+    """The card's YAML header (a ``huggingface_hub.DatasetCardData``): Hub metadata, ``configs`` (default: the parquet shards per split; ``labels``: the
+    label table) and ``dataset_info`` (features with ClassLabel names, splits and sizes), as ``datasets`` reads it."""
+    from datasets import DatasetInfo, SplitDict, SplitInfo
+    from datasets.info import DatasetInfosDict
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCardData
+
+    from broden.labels import label_features
+
+    card = DatasetCardData(
+        pretty_name=f"Broden ({meta.get('name', name)})",
+        license="other",
+        license_name="per-source",
+        license_link="README.md#sources-and-licences",
+        task_categories=["image-segmentation", "image-classification"],
+        tags=["interpretability", "network-dissection", "broden"],
+        size_categories=[_size_category(meta["num_images"])],
+    )
+    MetadataConfigs({
+        "default": {"default": True, "data_files": [
+            {"split": s, "path": f"data/{s}-*.parquet"} for s in splits
+        ]},
+        "labels": {"data_files": [{"split": "train", "path": "labels/labels.parquet"}]},
+    }).to_dataset_card_data(card)
+    default = SplitDict()
+    for s, info in splits.items():
+        default.add(SplitInfo(name=s, num_bytes=info["num_bytes"], num_examples=info["num_examples"]))
+    table = SplitDict()
+    table.add(SplitInfo(name="train", num_bytes=label_table["num_bytes"], num_examples=label_table["num_examples"]))
+    DatasetInfosDict({
+        "default": DatasetInfo(features=features, splits=default,
+                               dataset_size=sum(i["num_bytes"] for i in splits.values())),
+        "labels": DatasetInfo(features=label_features(), splits=table, dataset_size=label_table["num_bytes"]),
+    }).to_dataset_card_data(card)
+    return card
+
+
+def dataset_card(
+    *,
+    name: str,
+    meta: Mapping[str, Any],
+    labels: LabelTable,
+    sources: Mapping[str, int],
+    features,
+    splits: Mapping[str, Mapping[str, Any]],
+    label_table: Mapping[str, int],
+) -> str:
+    """Markdown card of the dataset folder ``name``: YAML header (:func:`card_metadata`), contents, per-category
+    counts, sources with licences, citation. ``meta`` is the dataset's ``broden.json``; ``sources`` counts images
+    per source; ``splits`` gives each split's ``num_examples``, ``num_bytes`` and ``files``."""
+    header = card_metadata(name=name, meta=meta, features=features, splits=splits, label_table=label_table).to_yaml()
+    counts = meta.get("splits", {})
     image_categories = [c.name for c in labels.categories if c.kind == "image"]
     cat_rows = "\n".join(
         f"| {r['name']} | {labels.category(r['name']).kind} | {r['count']} | {r['frequency']} |"
@@ -58,53 +114,55 @@ def dataset_card(*, name: str, meta: Mapping[str, Any], labels: LabelTable, sour
         for s, n in sorted(sources.items())
     )
     refs = "\n".join(dict.fromkeys(f"- {SOURCES[s][1]}" for s in sorted(sources) if s in SOURCES and SOURCES[s][1]))
+    files = "\n".join(f"- `{f}`" for info in splits.values() for f in info["files"])
     size = meta.get("image_size") or ["mixed", "mixed"]
     seg = meta.get("seg_size") or ["mixed", "mixed"]
     return f"""---
-pretty_name: Broden ({meta.get('name', name)})
-license: other
-task_categories:
-- image-segmentation
-- image-classification
-tags:
-- interpretability
-- network-dissection
-- broden
-size_categories:
-- {_size_category(meta['num_images'])}
+{header}
 ---
 
 # Broden: {meta.get('name', name)}
 
-Broadly and densely labeled images for Network Dissection (Bau et al., CVPR 2017), stored as a Hugging Face
-`datasets` dataset by the `broden` package ({meta.get('created_by', '')}).
+Broadly and densely labeled images for Network Dissection (Bau et al., CVPR 2017), as a Hugging Face dataset
+repository written by the `broden` package ({meta.get('created_by', '')}).
 
-- images: {meta['num_images']} (train {splits.get('train', '?')}, val {splits.get('val', '?')})
+- images: {meta['num_images']} (train {counts.get('train', 0)}, val {counts.get('val', 0)})
 - image size: {size[0]} x {size[1]}; segmentation size: {seg[0]} x {seg[1]}
 - labels: {len(labels)}
-- fingerprint: `{meta['fingerprint']}`
+- fingerprint: `{meta['fingerprint']}` (sha256 of the label table and the rows in `index` order)
 
 ## Loading
 
 ```python
+from datasets import load_dataset
+ds = load_dataset("{name}")                 # DatasetDict(train, val); streaming=True reads the shards lazily
+labels = load_dataset("{name}", "labels")   # the label table (config "labels")
+
 import broden
-ds = broden.load("{name}")
-example = ds[0]           # image bytes, label maps per pixel category, image-level labels
-ds.rows                   # the underlying datasets.Dataset
+bd = broden.load("{name}")                 # both splits in canonical order, masks decoded to label maps
+example = bd[0]
 ```
+
+## Files
+
+{files}
+- `labels/labels.parquet` (config `labels`)
+- `broden.json` (format, sizes, provenance, fingerprint)
 
 ## Row schema
 
 | column | content |
 |---|---|
+| index | position in the canonical order across both splits (scoring and fingerprint order) |
 | id | legacy relative path, stable and unique |
 | image | original JPEG bytes |
-| split | train / val (md5 of the id, 70/30) |
 | source | source dataset |
 | height, width, seg_height, seg_width | image and mask size |
-| {', '.join(image_categories) or '(none)'} | image-level labels (global label numbers) |
+| {', '.join(image_categories) or '(none)'} | image-level labels (ClassLabel: index = label number) |
 | layers | number of label-map layers per pixel category |
-| masks | one COCO RLE per (category, layer, label) at the segmentation size |
+| masks | `category` (ClassLabel of the pixel categories), `layer`, `label` (ClassLabel: index = label number), `rle` (COCO compressed RLE counts at seg_height x seg_width, column-major) |
+
+The split is 70/30 by the md5 of the id. `broden show DATASET ID --out x.png` draws a row's masks with their names.
 
 ## Categories
 

@@ -14,6 +14,10 @@ COMMANDS = (
     Command("sample", "broden.commands.sample", "write the small embedded sample dataset (real photos, exact masks)"),
     Command("validate", "broden.commands.validate", "check every invariant of a dataset; exit 1 on any violation"),
     Command("info", "broden.commands.info", "counts per category, source and split; most frequent labels"),
+    Command("show", "broden.commands.show", "draw one image with its labels colour-coded and named (PNG)"),
+    Command("concepts", "broden.commands.concepts", "write concept image folders for TCAV/captum, with a manifest"),
+    Command("push", "broden.commands.push", "upload a dataset folder to a Hugging Face Hub dataset repo"),
+    Command("migrate", "broden.commands.migrate", "convert an old save_to_disk dataset folder to the Hub layout"),
 )
 
 

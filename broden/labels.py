@@ -16,6 +16,9 @@ from typing import Any, Literal
 from broden.errors import BrodenError
 
 LABELS_FORMAT = "broden-labels/1"
+#: Highest label number a table may use: tallies keep counts per (unit, label number), and the label ClassLabels
+#: of a dataset name every number up to the highest
+MAX_LABEL_NUMBER = 1_000_000
 CategoryKind = Literal["pixel", "image"]
 
 #: The six Broden categories in the legacy ``category.csv`` order (ordered by first label number).
@@ -169,6 +172,51 @@ class LabelTable:
         """A stable byte form, used in the dataset fingerprint."""
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode("utf-8")
 
+    def records(self) -> list[dict[str, Any]]:
+        """The table as rows of the ``labels`` config (one per label, by number; see :func:`label_features`)."""
+        return [
+            {**{k: v for k, v in d.items() if k != "categories"},
+             "categories": [{"category": c, **m} for c, m in d["categories"].items()]}
+            for d in self.to_json()["labels"]
+        ]
+
+    @classmethod
+    def from_records(
+        cls, categories: Sequence[dict[str, Any]], records: Iterable[dict[str, Any]], where: str
+    ) -> "LabelTable":
+        """The inverse of :meth:`records`, given the categories (``[{"name", "kind"}]``, in order)."""
+        try:
+            labels = [
+                {**{k: v for k, v in r.items() if k != "categories"},
+                 "categories": {m["category"]: {k: v for k, v in m.items() if k != "category"}
+                                for m in r["categories"]}}
+                for r in records
+            ]
+        except (KeyError, TypeError) as exc:
+            raise BrodenError(f"{where}: malformed label table ({exc}); rebuild or re-convert the dataset") from exc
+        return cls.from_json({"format": LABELS_FORMAT, "categories": list(categories), "labels": labels}, where)
+
+    def class_names(self) -> list[str]:
+        """Names of label numbers 0..max_number, the ``ClassLabel`` names of every label column.
+
+        0 is ``-`` (unlabeled, as in the legacy readers), a number the table lacks is ``unused-<n>``, and a name
+        that is already taken (two labels of one name) gets `` (<n>)`` appended, so ClassLabel index == label number.
+        A number over :data:`MAX_LABEL_NUMBER` is a one-line error.
+        """
+        if self.max_number > MAX_LABEL_NUMBER:
+            raise BrodenError(f"label number {self.max_number} is over {MAX_LABEL_NUMBER:,}: counts are kept per "
+                              "label number, so number the labels 1..N")
+        names = ["-"]
+        taken = {"-"}
+        for n in range(1, self.max_number + 1):
+            lab = self._by_number.get(n)
+            name = lab.name if lab else f"unused-{n}"
+            if name in taken:
+                name = f"{name} ({n})"
+            taken.add(name)
+            names.append(name)
+        return names
+
     @classmethod
     def from_json(cls, obj: dict[str, Any], where: str = "labels.json") -> "LabelTable":
         if not isinstance(obj, dict) or obj.get("format") != LABELS_FORMAT:
@@ -192,6 +240,21 @@ class LabelTable:
         except (KeyError, TypeError, ValueError) as exc:
             raise BrodenError(f"{where}: malformed label table ({exc}); rebuild or re-convert the dataset") from exc
         return cls(cats, labels)
+
+
+def label_features():
+    """The ``datasets.Features`` of the ``labels`` config: one row per label, its categories as a list."""
+    from datasets import Features, List, Value
+
+    return Features({
+        "number": Value("int32"),
+        "name": Value("string"),
+        "frequency": Value("int64"),
+        "coverage": Value("float64"),
+        "syns": List(Value("string")),
+        "categories": List({"category": Value("string"), "code": Value("int32"), "frequency": Value("int64"),
+                            "coverage": Value("float64")}),
+    })
 
 
 def assign_codes(

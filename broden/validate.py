@@ -2,10 +2,14 @@
 
 Checks, by name (the ``check`` field of a :class:`Violation`):
 
-- ``files``, ``meta``, ``labels``, ``schema``: broden.json and labels.json exist and are well-formed, agree with each
-  other and with the Arrow columns; the label table is consistent (per-category codes dense 1..K, a label's
-  frequency and coverage are the sums over its categories); the image and split counts in broden.json are right.
-- ``id``, ``duplicate-id``, ``split``, ``size``: ids are unique relative paths, splits are train/val, sizes positive.
+- ``files``, ``meta``, ``labels``, ``schema``: broden.json, the label table (``labels/labels.parquet``) and the
+  parquet shards the card's ``configs`` name exist, load with ``datasets.load_dataset`` and agree with each other:
+  the shards' features are the ones the label table implies (ClassLabel names = label names), the ``index`` column
+  numbers the rows 0..N-1 across the splits; the label table is consistent (per-category codes dense 1..K, a
+  label's frequency and coverage are the sums over its categories); the image and split counts in broden.json are
+  right.
+- ``id``, ``duplicate-id``, ``size``: ids are unique relative paths, sizes positive (a row's split is the shard it
+  is stored in).
 - ``image``: the image decodes, at the recorded height x width.
 - ``masks``, ``mask-size``, ``layer``, ``overlap``: mask lists are parallel, every RLE is well-formed and covers
   exactly seg_height x seg_width pixels, its layer is < layers[category], masks of one layer do not overlap, and no
@@ -36,14 +40,16 @@ from broden.dataset import (
     DATASET_FORMAT,
     LABELS_FILE,
     META_FILE,
+    SAVE_TO_DISK_FORMAT,
     SPLITS,
     Broden,
     Fingerprinter,
     open_image,
+    read_labels,
     row_features,
 )
 from broden.errors import BrodenError
-from broden.labels import LabelTable
+from broden.labels import MAX_LABEL_NUMBER, LabelTable
 from broden.masks import decode_binary, rle_totals
 from broden.utils.parallel import choose_workers, ordered_map
 from broden.utils.progress import track
@@ -51,8 +57,6 @@ from broden.utils.progress import track
 CHUNK_ROWS = 64
 SOURCE_RESOLUTION = "source-resolution"
 ZERO_NOTE = "image-level label 0 (a label the Broden builder filtered out)"
-#: Highest label number a table may use: tallies keep counts per (unit, label number)
-MAX_LABEL_NUMBER = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,6 @@ def _check_header(row: dict[str, Any], report: Callable[[str, str], None]) -> bo
     path = PurePosixPath(rid or "")
     if not rid or path.is_absolute() or ".." in path.parts:
         report("id", "id must be a non-empty relative path like 'ade20k/x.jpg'")
-    if row["split"] not in SPLITS:
-        report("split", f"split {row['split']!r} is not one of {', '.join(SPLITS)}")
     h, w, sh, sw = (row[k] for k in ("height", "width", "seg_height", "seg_width"))
     if min(h, w, sh, sw) <= 0:
         report("size", f"sizes must be positive (height {h}, width {w}, seg {sh}x{sw})")
@@ -143,7 +145,7 @@ def _check_structure(row: dict[str, Any], ds: Broden, report: Callable[[str, str
             if lab == 0:
                 stats.zeros += 1
             elif lab not in labels:
-                report("label-unknown", f"{cat} label {lab} is not in labels.json")
+                report("label-unknown", f"{cat} label {lab} is not in the label table")
             elif cat not in labels[lab].categories:
                 report("label-category", f"{cat} label {lab} ({labels[lab].name}) is not a {cat} label")
             elif lab not in seen:
@@ -156,10 +158,12 @@ def _check_structure(row: dict[str, Any], ds: Broden, report: Callable[[str, str
         if n is None or n < 0:
             report("layer", f"layers[{cat}] is {n}; it must be >= 0")
     masks = row["masks"]
-    cats, lays, labs, rles = masks["category"], masks["layer"], masks["label"], masks["rle"]
-    if not len(cats) == len(lays) == len(labs) == len(rles):
+    codes, lays, labs, rles = masks["category"], masks["layer"], masks["label"], masks["rle"]
+    if not len(codes) == len(lays) == len(labs) == len(rles):
         report("masks", "the masks' category, layer, label and rle lists differ in length")
         return None
+    names = ds.pixel_categories
+    cats = [names[c] if 0 <= c < len(names) else f"#{c}" for c in codes]
     good: dict[str, list[int]] = defaultdict(list)
     seen_keys = set()
     totals = rle_totals(rles)
@@ -175,7 +179,7 @@ def _check_structure(row: dict[str, Any], ds: Broden, report: Callable[[str, str
             report("label-zero", f"mask {i} ({cat} layer {layer}) has label 0, which means unlabeled")
             continue
         if lab not in labels:
-            report("label-unknown", f"mask {i}: {cat} label {lab} is not in labels.json")
+            report("label-unknown", f"mask {i}: {cat} label {lab} is not in the label table")
         elif cat not in labels[lab].categories:
             report("label-category", f"mask {i}: label {lab} ({labels[lab].name}) is not a {cat} label")
         if key in seen_keys:
@@ -279,7 +283,7 @@ def _check_meta(meta: Any, labels: LabelTable, report: ValidationReport) -> bool
             return False
     cats = [{"name": c.name, "kind": c.kind} for c in labels.categories]
     if meta["categories"] != cats:
-        bad.append(Violation(None, "meta", f"categories {meta['categories']} differ from labels.json's {cats}"))
+        bad.append(Violation(None, "meta", f"categories {meta['categories']} differ from the label table's {cats}"))
     for key in ("image_size", "seg_size"):
         size = meta.get(key)
         if size is not None and not (isinstance(size, list) and len(size) == 2 and all(
@@ -320,11 +324,17 @@ def validate(path: str | Path, *, workers: int | None = None) -> ValidationRepor
         report.violations.append(Violation(None, "files", f"{path} is not a directory"))
         return report
     meta = _read_json(path / META_FILE, report)
-    labels_obj = _read_json(path / LABELS_FILE, report)
-    if labels_obj is None or meta is None:
+    if meta is None:
+        return report
+    if isinstance(meta, dict) and meta.get("format") == SAVE_TO_DISK_FORMAT:
+        report.violations.append(Violation(None, "meta", f"format is the old {SAVE_TO_DISK_FORMAT} (save_to_disk); "
+                                                         f"convert the folder with 'broden migrate {path} NEW'"))
+        return report
+    if not (path / LABELS_FILE).is_file():
+        report.violations.append(Violation(None, "files", f"{LABELS_FILE} is missing"))
         return report
     try:
-        labels = LabelTable.from_json(labels_obj, LABELS_FILE)
+        labels = read_labels(path, meta if isinstance(meta, dict) else {})
     except BrodenError as exc:
         report.violations.append(Violation(None, "labels", str(exc)))
         return report
@@ -337,11 +347,21 @@ def validate(path: str | Path, *, workers: int | None = None) -> ValidationRepor
     except BrodenError as exc:
         report.violations.append(Violation(None, "files", str(exc)))
         return report
-    expected = set(row_features(labels))
-    if set(ds.rows.column_names) != expected:
-        diff = sorted(set(ds.rows.column_names) ^ expected)
-        report.violations.append(Violation(None, "schema", f"the rows' columns differ from labels.json in {diff}"))
-        return report
+    expected = row_features(labels)
+    for split, part in ds.splits.items():
+        if set(part.column_names) != set(expected):
+            diff = sorted(set(part.column_names) ^ set(expected))
+            report.violations.append(Violation(None, "schema", f"the {split} rows' columns differ from the label "
+                                                               f"table's schema in {diff}"))
+            return report
+        got = {k: v for k, v in part.features.items() if k != "image"}
+        want = {k: v for k, v in expected.items() if k != "image"}
+        if got != want:
+            diff = sorted(k for k in want if got[k] != want[k])
+            report.violations.append(Violation(None, "schema", f"the {split} rows' features {diff} differ from the "
+                                                               "label table's (ClassLabel names must be the label "
+                                                               "names); rebuild the dataset"))
+            return report
     n = report.num_images = len(ds)
     if meta["num_images"] != n:
         report.violations.append(Violation(None, "meta", f"num_images is {meta['num_images']}, the rows hold {n}"))
@@ -388,15 +408,19 @@ def preflight(ds: Broden) -> None:
     report = ValidationReport(ds.path)
     _check_table(ds.labels, report)
     _check_meta(ds.meta, ds.labels, report)
-    expected = set(row_features(ds.labels))
-    if set(ds.rows.column_names) != expected:
-        diff = sorted(set(ds.rows.column_names) ^ expected)
-        report.violations.append(Violation(None, "schema", f"the rows' columns differ from labels.json in {diff}"))
+    expected = set(ds.columns)
+    actual = set(ds.rows.column_names) if ds.rows is not None else expected  # a streaming reader reads by name
+    if actual != expected:
+        diff = sorted(actual ^ expected)
+        report.violations.append(Violation(None, "schema", f"the rows' columns differ from the label table's "
+                                                           f"schema in {diff}"))
     if not report.violations:
         stats = _Stats()
-        columns = [c for c in ds.rows.column_names if c != "image"]
+        columns = [c for c in ds.columns if c != "image"]
         seg_sizes: Counter = Counter()
-        batches = ds.rows.select_columns(columns).iter(batch_size=256)
+        spans = [range(s, min(s + 256, len(ds))) for s in range(0, len(ds), 256)]
+        batches = (ds.reader.read(span, columns) if ds.reader is not None
+                   else ds.rows.select_columns(columns)[span.start:span.stop] for span in spans)
         for batch in track(batches, f"check {ds.path.name}", total=len(ds), advance_by=lambda b: len(b["id"])):
             for i in range(len(batch["id"])):
                 row = {k: batch[k][i] for k in columns}

@@ -37,9 +37,37 @@ class Batch:
     splits: list[str] | None = None  # per image: its split ("train" or "val"), decoded with the labels
 
 
+class ArrowRows:
+    """A row source: columns of the dataset's memory-mapped Arrow rows (``Broden.rows``), one slice per batch."""
+
+    def __init__(self, dataset: Broden, columns: Sequence[str]) -> None:
+        self.rows = dataset.rows.select_columns(list(columns))
+
+    def read(self, idx: np.ndarray) -> dict[str, list]:
+        contiguous = bool(np.all(np.diff(idx) == 1))
+        return self.rows[int(idx[0]) : int(idx[-1]) + 1] if contiguous else self.rows[idx.tolist()]
+
+
+class ShardRows:
+    """A row source for a streaming dataset: columns read from its parquet shards a row group at a time
+    (:class:`broden.dataset.ShardReader`); the whole dataset is never copied or held in memory."""
+
+    def __init__(self, dataset: Broden, columns: Sequence[str]) -> None:
+        self.reader, self.columns = dataset.reader, list(columns)
+
+    def read(self, idx: np.ndarray) -> dict[str, list]:
+        return self.reader.read(idx, self.columns)
+
+
+def row_source(dataset: Broden, columns: Sequence[str]) -> ArrowRows | ShardRows:
+    """Where :class:`RowBatches` reads rows: the shards for a streaming dataset, else the Arrow rows. Both give
+    the same values in the same (canonical) order."""
+    return ShardRows(dataset, columns) if dataset.streaming else ArrowRows(dataset, columns)
+
+
 class RowBatches(torch.utils.data.Dataset):
     """Batch ``i`` = rows ``indices[first_row + i*bs : first_row + (i+1)*bs]`` of the dataset (up to
-    ``stop_row``, default all), read from Arrow in one slice and decoded: only those rows are ever read.
+    ``stop_row``, default all), read from its row source in one call and decoded: only those rows are ever read.
 
     ``preprocess`` given: images are decoded and preprocessed. ``categories`` given: label maps of its pixel
     categories are decoded and stacked (each category gets as many layers as its deepest image in the batch;
@@ -66,11 +94,12 @@ class RowBatches(torch.utils.data.Dataset):
         cats = self.categories or []
         self.pixel = [c for c in cats if c in dataset.pixel_categories]
         self.image_level = [c for c in cats if c in dataset.image_categories]
+        self.mask_categories = list(dataset.pixel_categories)  # the names of the masks' category ClassLabel
         columns = ["id"] + (["image"] if preprocess is not None else [])
         if self.categories is not None:
             columns += ["split", "source", "height", "width", "seg_height", "seg_width", "layers", "masks",
                         *dataset.image_categories]
-        self.rows = dataset.rows.select_columns(columns)
+        self.rows = row_source(dataset, columns)
 
     def __len__(self) -> int:
         return max(0, -(-(self.stop_row - self.first_row) // self.batch_size))
@@ -85,8 +114,7 @@ class RowBatches(torch.utils.data.Dataset):
         start = self.first_row + i * self.batch_size
         end = min(start + self.batch_size, self.stop_row)
         idx = self.indices[start:end]
-        contiguous = bool(np.all(np.diff(idx) == 1))
-        cols = self.rows[int(idx[0]) : int(idx[-1]) + 1] if contiguous else self.rows[idx.tolist()]
+        cols = self.rows.read(idx)
         ids = list(cols["id"])
         batch = Batch(start, end, ids)
         if self.preprocess is not None:
@@ -106,7 +134,7 @@ class RowBatches(torch.utils.data.Dataset):
         return batch
 
     def _add_labels(self, batch: Batch, rows: list[dict[str, Any]]) -> None:
-        samples = [decode_row(r, self.pixel, self.image_level) for r in rows]
+        samples = [decode_row(r, self.mask_categories, self.pixel, self.image_level) for r in rows]
         depth = {c: max((s.pixel[c].shape[0] for s in samples), default=0) for c in self.pixel}
         sh = max((s.seg_height for s in samples), default=0)
         sw = max((s.seg_width for s in samples), default=0)

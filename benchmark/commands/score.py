@@ -58,6 +58,7 @@ examples:
   benchmark score examples/mobilenet_v2.py --dataset broden-sample --rotate 1 --seed 0 --out results/rotated
   benchmark score torchvision:resnet50 --dataset broden1_224 --nproc 4
   torchrun --nproc-per-node 8 -m benchmark score my_model.py --dataset broden1_224 --device cuda
+  benchmark score examples/mobilenet_v2.py --dataset hf://my-org/broden1_224 --streaming
 """
 
 from __future__ import annotations
@@ -86,7 +87,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "hf:/dir, FILE.pt2, FILE.onnx")
     parser.add_argument("--layers", help="comma-separated dotted layer names (default: the model's LAYERS)")
     parser.add_argument("--dataset", default=DEFAULT_DATASET, metavar="PATH",
-                        help=f"Broden dataset directory (default: {DEFAULT_DATASET})")
+                        help=f"Broden dataset directory, or a Hub dataset hf://ORG/NAME[@REV] (default: "
+                             f"{DEFAULT_DATASET})")
+    parser.add_argument("--streaming", action="store_true",
+                        help="read rows from the dataset's parquet shards as they are used (for hf://, over HTTP, "
+                             "without downloading the shards) instead of through an Arrow copy; same results")
     parser.add_argument("--out", metavar="DIR", help="output directory (default: results/<model name>)")
     parser.add_argument("--weights", metavar="FILE", help="state dict loaded into the model instead of its own weights")
     parser.add_argument("--seed", type=int, default=0,
@@ -202,11 +207,11 @@ def _score(args: argparse.Namespace, device: str) -> int:
         "workers": args.workers, "threads": args.threads,
     }
     Settings(**settings).check()
-    if not Path(args.dataset).exists():
-        raise BrodenError(f"{args.dataset}: dataset not found; pass --dataset PATH (make one with 'broden sample' "
-                          "or 'broden download')")
-    dataset = load(args.dataset)
-    inputs = [Path(args.dataset)] + ([Path(args.activations)] if args.activations else [])
+    if not Path(args.dataset).exists() and not args.dataset.startswith("hf://"):
+        raise BrodenError(f"{args.dataset}: dataset not found; pass --dataset PATH or hf://ORG/NAME (make one with "
+                          "'broden sample' or 'broden download')")
+    dataset = load(args.dataset, streaming=args.streaming)
+    inputs = [dataset.path] + ([Path(args.activations)] if args.activations else [])
     if args.activations:
         from benchmark.activations import SuppliedActivations
 

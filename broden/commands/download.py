@@ -13,6 +13,11 @@ examples:
   broden download --size 227 --dest /data/broden     # the AlexNet size, elsewhere
   broden download --url file:///tmp/broden1_224.zip  # a zip you fetched by other means
   broden download --url https://mirror.example.org/broden1_224.zip --sha256 <64 hex digits>
+  broden download --hub my-org/broden1_224 --revision v1  # a copy on the Hugging Face Hub, into ./broden-data/broden1_224
+
+--hub REPO_ID fetches a Broden dataset repository from the Hugging Face Hub instead (a mirror for when the original
+host is down) with huggingface_hub's snapshot_download (resumable, cached in HF_HUB_CACHE, --revision pins a branch,
+tag or commit), copies it to DEST/NAME, records the repo and the commit in its broden.json, and validates it.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ from pathlib import Path
 from broden.dataset import IMAGE_SIZES
 from broden.download.fetch import DEADLINE
 from broden.download.releases import DEFAULT_DEST
+from broden.errors import BrodenError
 from broden.utils.outputs import claim
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hub", metavar="REPO_ID", help="fetch the dataset repo ORG/NAME from the Hugging Face Hub")
+    parser.add_argument("--revision", metavar="REV", help="with --hub: branch, tag or commit (default: main)")
     parser.add_argument("--size", type=int, choices=IMAGE_SIZES, default=224,
                         help="image size of the release: 224 for VGG/ResNet/GoogLeNet, 227 for AlexNet "
                              "(default: %(default)s)")
@@ -51,11 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from broden.download.releases import download_release
+    from broden.download.releases import download_from_hub, download_release
 
+    if args.revision and not args.hub:
+        raise BrodenError("--revision: only with --hub REPO_ID")
     # DEST is a container: the command writes only its own named entries in it (downloads/, broden1_<S>/, ...),
     # so any existing directory is accepted; the lock and the removal of stale temporaries apply as everywhere
     with claim(args.dest, "broden download", own=lambda _dest: True, clean_inside=True) as output:
+        if args.hub:
+            print(download_from_hub(args.hub, output.path, revision=args.revision, force=args.force))
+            return 0
         dataset = download_release(
             args.size,
             output.path,

@@ -18,7 +18,7 @@ from broden.utils.outputs import claim
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", type=Path, metavar="DATASET", help="a Broden dataset directory")
+    parser.add_argument("dataset", metavar="DATASET", help="a Broden dataset directory or hf://ORG/NAME")
     parser.add_argument("out", type=Path, metavar="OUT",
                         help="output directory in the legacy layout (replaced when complete)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
@@ -27,10 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from broden.dataset import load
     from broden.legacy import export_legacy
 
-    with claim(args.out, "broden export-legacy", force=args.force, inputs=[args.dataset]) as output:
-        out = export_legacy(args.dataset, output.path, workers=args.workers)
+    dataset = load(args.dataset)
+    with claim(args.out, "broden export-legacy", force=args.force, inputs=[dataset.path]) as output:
+        out = export_legacy(dataset, output.path, workers=args.workers)
         output.mark()
     print(f"wrote {out} (legacy Broden layout: index.csv, label.csv, category.csv, c_*.csv, images/)")
     return 0

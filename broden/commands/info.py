@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, metavar="PATH", help="a Broden dataset directory")
+    parser.add_argument("path", metavar="PATH", help="a Broden dataset directory or hf://ORG/NAME")
     parser.add_argument("--top", type=int, default=20, metavar="N", help="list the N most frequent labels (default 20)")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from broden.dataset import load
     from broden.info import dataset_info, render
 
-    info = dataset_info(args.path, top=max(0, args.top))
+    info = dataset_info(load(args.path), top=max(0, args.top))
     if args.format == "json":
         print(json.dumps(info, indent=1))
     else:

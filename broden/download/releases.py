@@ -261,16 +261,39 @@ def download_release(
         say(f"converting {paths.legacy} to {paths.dataset}")
         convert_legacy(paths.legacy, paths.dataset, archive=archive_record(paths.archive))
 
-    say(f"validating {paths.dataset}")
-    violations = validate_dataset(paths.dataset)
-    if violations:
-        first = str(violations[0]).replace("\n", " ")
-        raise BrodenError(
-            f"{paths.dataset} failed validation with {len(violations)} problem(s), first: {first}; run "
-            f"'broden validate {paths.dataset}' for the full list",
-            exit_code=1,
-        )
+    _validate(paths.dataset)
     atomic.write_json(paths.record, {"dataset": paths.dataset.name, "fingerprint": _fingerprint(paths.dataset)})
     say(f"{paths.dataset} is ready and valid; {paths.archive} and {paths.legacy}/ are not needed by broden any more "
         "and can be deleted to save space")
     return paths.dataset
+
+
+def _validate(dataset: Path) -> None:
+    say(f"validating {dataset}")
+    violations = validate_dataset(dataset)
+    if violations:
+        first = str(violations[0]).replace("\n", " ")
+        raise BrodenError(
+            f"{dataset} failed validation with {len(violations)} problem(s), first: {first}; run "
+            f"'broden validate {dataset}' for the full list",
+            exit_code=1,
+        )
+
+
+def download_from_hub(repo_id: str, dest: str | Path, *, revision: str | None = None, force: bool = False) -> Path:
+    """Fetch the Broden dataset repo ``repo_id`` from the Hugging Face Hub into ``dest/<NAME>`` (through the Hub
+    cache, see :func:`broden.hub.pull`), record the repo and commit in its broden.json and validate it; a folder
+    already holding that commit is kept unless ``force``. Returns the dataset path."""
+    from broden.dataset import read_meta
+    from broden.hub import pull
+
+    out = Path(dest) / repo_id.split("/")[-1]
+    if not force and (out / META_FILE).is_file():
+        hub = read_meta(out).get("hub") or {}
+        if hub.get("repo_id") == repo_id and hub.get("requested_revision") == (revision or "main"):
+            say(f"{out} already holds {repo_id}@{hub.get('revision')} (use --force to fetch it again)")
+            return out
+    say(f"fetching {repo_id}{'@' + revision if revision else ''} from the Hugging Face Hub into {out}")
+    pull(repo_id, out, revision=revision)
+    _validate(out)
+    return out

@@ -79,7 +79,7 @@ def _export_chunk(chunk: _Chunk) -> list[list[Any]]:
 
     out = []
     for row in chunk.rows:
-        sample = decode_row(row, chunk.pixel, chunk.image)
+        sample = decode_row(row, chunk.pixel, chunk.pixel, chunk.image)
         stem = _safe_stem(sample.id)
         (chunk.images / stem.parent).mkdir(parents=True, exist_ok=True)
         (chunk.images / sample.id).write_bytes(sample.image_bytes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -358,13 +359,25 @@ def _damaged_rows(case: str):
 
 
 @pytest.mark.parametrize("case, expected", [
+    ("category-not-in-table", "tiny/img2.jpg: does not fit the dataset's schema"),
+    ("huge-label-number", "label number 1000000000 is over 1,000,000"),
+])
+def test_the_typed_writer_refuses_what_its_features_cannot_hold(tmp_path, case, expected) -> None:
+    from broden.dataset import write_dataset
+    from broden.errors import BrodenError
+
+    rows, table = _damaged_rows(case)
+    with pytest.raises(BrodenError, match=re.escape(expected)):
+        write_dataset(tmp_path / "ds", rows, table)
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("case, expected", [
     ("rle-larger-than-mask", "[mask-size] mask 0 (object, label 2) covers 320 pixels, not seg 16x16 = 256"),
     ("layer-out-of-range", "[layer] mask 0 (object, label 2): layer 3 but layers[object] = 1"),
     ("mask-lists-differ", "[masks] the masks' category, layer, label and rle lists differ in length"),
-    ("negative-label", "[label-unknown] mask 0: object label -1 is not in labels.json"),
-    ("category-not-in-table", "[masks] mask 0: category 'animal' is not a pixel category"),
+    ("negative-label", "[label-unknown] mask 0: object label -1 is not in the label table"),
     ("mixed-seg-sizes", "segmentations come in 2 sizes"),
-    ("huge-label-number", "label number 1000000000 is over 1,000,000"),
     ("bomb-image", "tiny/img3.jpg: image is too large to decode safely"),
 ])
 def test_score_refuses_a_damaged_dataset(tiny_file, tmp_path, capsys, case, expected) -> None:
@@ -382,9 +395,9 @@ def test_score_refuses_a_damaged_dataset(tiny_file, tmp_path, capsys, case, expe
 
 
 @pytest.mark.parametrize("case, expected", [
-    ("list", "must each hold a JSON object"),
+    ("list", "not a JSON object"),
     ("no-fingerprint", "has no fingerprint"),
-    ("not-utf8", "unreadable dataset metadata"),
+    ("not-utf8", "broden.json: unreadable"),
     ("image-size-text", "image_size is '224'; it must be [height, width]"),
     ("image-size-float", "image_size is [32.5, 32]"),
 ])

@@ -15,6 +15,7 @@ import torch
 
 from benchmark.cli import main
 from benchmark.results import load_results
+from tests.helpers.hub_fixture import local_hub  # noqa: F401 - a fixture
 from tests.helpers.paths import REPO
 
 TINY = """
@@ -101,6 +102,24 @@ def test_crash_and_resume_from_the_command_line(small, tiny_file, tmp_path, monk
     monkeypatch.setenv("BRODEN_TEST_INTERRUPT_AFTER", "2")  # Ctrl-C
     assert main([*common, "--out", str(tmp_path / "int")]) == 130
     assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_streaming_scores_exactly_as_the_arrow_rows(sample_dataset, tiny_file, tmp_path, local_hub,  # noqa: F811
+                                                   capsys) -> None:
+    from broden.cli import main as broden_main
+
+    common = ["score", str(tiny_file), "--batch-size", "16", "--workers", "2", "--cache-budget", "0"]
+    assert main([*common, "--dataset", str(sample_dataset), "--out", str(tmp_path / "arrow")]) == 0
+    assert main([*common, "--dataset", str(sample_dataset), "--streaming", "--out", str(tmp_path / "stream")]) == 0
+    assert broden_main(["push", str(sample_dataset), "my-org/broden-sample"]) == 0
+    assert main([*common, "--dataset", "hf://my-org/broden-sample", "--streaming", "--out", str(tmp_path / "hub")]) == 0
+    runs = [json.loads((tmp_path / d / "results.json").read_text()) for d in ("arrow", "stream", "hub")]
+    for r in runs:
+        del r["timings"], r["created"], r["dataset"]["path"]
+    assert runs[0] == runs[1] == runs[2]
+    assert runs[0]["layers"][0]["summary"]["units"] == 6
+    snapshot = next(local_hub.cache.glob("datasets--my-org--broden-sample/snapshots/*"))
+    assert {p.name for p in snapshot.iterdir()} >= {"README.md", "broden.json", "labels", "data"}
 
 
 @pytest.mark.parametrize(

@@ -85,7 +85,9 @@ def test_rows_split_sizes_and_image_labels(built):
     assert rows["ade20k/ADE_train_00000001.jpg"]["layers"] == {"color": 1, "object": 1, "part": 2, "material": 0}
     assert rows["pascal/2008_000002.jpg"]["layers"] == {"color": 1, "object": 1, "part": 1, "material": 0}
     assert rows["opensurfaces/10935.jpg"]["layers"]["material"] == 1
-    assert "material" not in rows["opensurfaces/10935.jpg"]["masks"]["category"]  # unlabeled photo, kept
+    material = ds.pixel_categories.index("material")  # the masks' category is a ClassLabel of the pixel categories
+    assert material not in rows["opensurfaces/10935.jpg"]["masks"]["category"]  # unlabeled photo, kept
+    assert material in rows["opensurfaces/10933.jpg"]["masks"]["category"]
 
 
 def test_masks_follow_nearest_selection_of_translated_labels(built):

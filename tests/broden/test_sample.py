@@ -73,7 +73,8 @@ def test_label_statistics_equal_counts_recomputed_from_rows(ds, rows):
         area = row["seg_height"] * row["seg_width"]
         m = row["masks"]
         per_image: dict[tuple[str, int], int] = defaultdict(int)
-        for cat, label, rle in zip(m["category"], m["label"], m["rle"]):
+        for code, label, rle in zip(m["category"], m["label"], m["rle"]):
+            cat = ds.pixel_categories[code]  # the masks' category is a ClassLabel of the pixel categories
             per_image[(cat, label)] += int(rle_area([rle], row["seg_height"], row["seg_width"])[0])
         for key, pixels in per_image.items():
             freq[key] += 1
@@ -98,7 +99,7 @@ def test_rows_follow_broden_ids_splits_and_order(ds, rows):
     for r in rows:
         assert r["split"] == assign_split(r["id"])
         assert r["id"].startswith(r["source"] + "/") and r["id"].endswith(".jpg")
-        cats = set(r["masks"]["category"])
+        cats = {ds.pixel_categories[c] for c in r["masks"]["category"]}
         assert "color" in cats and r["layers"]["color"] == 1
         if r["source"] == "scenes":
             assert len(r["scene"]) == 1 and not r["texture"] and "material" not in cats

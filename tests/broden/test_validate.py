@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from broden.cli import main
-from broden.dataset import LABELS_FILE, META_FILE, Broden
+from broden.dataset import LABELS_FILE, META_FILE, SPLITS, Broden, row_features, write_table
+from broden.labels import LabelTable, label_features
 from broden.legacy import convert_legacy
 from broden.validate import validate, validate_dataset
 from tests.helpers.legacy_fixture import write_legacy_fixture
@@ -28,23 +29,35 @@ def corrupt(
     rows: Callable[[list[dict]], None] | None = None,
     files: Callable[[dict, dict], None] | None = None,
 ) -> Path:
-    """A copy of ``src`` with its rows and/or (broden.json, labels.json) edited, bypassing the writer's checks."""
-    if rows is None:
-        shutil.copytree(src, dst)
-    else:
-        from datasets import Dataset
+    """A copy of ``src`` with its rows and/or (broden.json, the label table as JSON) edited, bypassing the writer's
+    checks: edited rows (mask categories as names, in canonical order) are written to the parquet shards as they
+    are, without the features' encoding (which would reject an out-of-range label)."""
+    shutil.copytree(src, dst)
+    if rows is not None:
+        from datasets.arrow_writer import ParquetWriter
 
-        ds = Broden(src).rows
-        data = [dict(r) for r in ds]
+        ds = Broden(src)
+        names = ds.pixel_categories
+        data = [dict(r) for r in ds.iter_rows()]
+        for r in data:
+            r["masks"] = {**r["masks"], "category": [names[c] for c in r["masks"]["category"]]}
         rows(data)
-        Dataset.from_list(data, features=ds.features).save_to_disk(str(dst))
-        for name in (META_FILE, LABELS_FILE):
-            shutil.copy(src / name, dst / name)
+        features = row_features(ds.labels)
+        for shard in (dst / "data").glob("*.parquet"):
+            shard.unlink()
+        for split in SPLITS:
+            with ParquetWriter(features=features, path=str(dst / "data" / f"{split}-00000-of-00001.parquet")) as w:
+                for r in data:
+                    if r["split"] == split:
+                        codes = [names.index(c) if c in names else len(names) for c in r["masks"]["category"]]
+                        w.write({**{k: r[k] for k in features}, "masks": {**r["masks"], "category": codes}})
+                w.finalize()
     if files is not None:
-        meta, labels = (json.loads((dst / name).read_text()) for name in (META_FILE, LABELS_FILE))
+        meta = json.loads((dst / META_FILE).read_text())
+        labels = Broden(dst).labels.to_json()
         files(meta, labels)
-        for name, obj in ((META_FILE, meta), (LABELS_FILE, labels)):
-            (dst / name).write_text(json.dumps(obj))
+        (dst / META_FILE).write_text(json.dumps(meta))
+        write_table(dst / LABELS_FILE, label_features(), LabelTable.from_json(labels).records())
     return dst
 
 
@@ -80,7 +93,7 @@ def _wrong_mask_size(rows):
 
 def _unknown_label(rows):
     row = next(r for r in rows if r["masks"]["label"])
-    row["masks"]["label"][0] = 9999
+    row["masks"]["label"][0] = 512  # within the ClassLabel (0..513), but a gap of the fixture's numbering
     return row["id"]
 
 
@@ -102,9 +115,8 @@ def _duplicate_id(rows):
     return rows[4]["id"]
 
 
-def _bad_split(rows):
-    rows[5]["split"] = "test"
-    return rows[5]["id"]
+def _bad_index(rows):
+    rows[5]["index"] = rows[6]["index"]
 
 
 def _overlap(rows):
@@ -141,7 +153,6 @@ def _malformed_rle(rows):
     (_wrong_category, "label-category"),
     (_wrong_category_image_level, "label-category"),
     (_duplicate_id, "duplicate-id"),
-    (_bad_split, "split"),
     (_overlap, "overlap"),
     (_layer_out_of_range, "layer"),
     (_zero_in_mask, "label-zero"),
@@ -153,6 +164,12 @@ def test_row_corruption_is_reported(clean: Path, tmp_path: Path, edit, check: st
     found = {(v.row_id, v.check) for v in validate_dataset(bad, workers=1)}
     assert (planted["id"], check) in found, found
     assert (None, "fingerprint") in found  # the edited rows no longer hash to broden.json's fingerprint
+
+
+def test_an_index_that_does_not_number_the_rows_is_reported(clean: Path, tmp_path: Path) -> None:
+    bad = corrupt(clean, tmp_path / "bad", rows=_bad_index)
+    found = validate_dataset(bad, workers=1)
+    assert [v.check for v in found] == ["files"] and "index column" in found[0].message
 
 
 def _stale_fingerprint(meta, labels):
@@ -220,7 +237,8 @@ def test_source_resolution_allows_labels_lost_by_downsampling(clean: Path, tmp_p
     (lambda p: (p / LABELS_FILE).unlink(), "files"),
     (lambda p: (p / META_FILE).write_text("{not json"), "files"),
     (lambda p: (p / LABELS_FILE).write_text('{"format": "something else"}'), "labels"),
-    (lambda p: [f.unlink() for f in p.glob("*.arrow")], "files"),
+    (lambda p: [f.unlink() for f in p.glob("data/*.parquet")], "files"),
+    (lambda p: next(p.glob("data/val-*.parquet")).write_bytes(b"PAR1 not parquet"), "files"),
     (lambda p: (p / META_FILE).write_text('{"format": "broden-hf/1"}'), "meta"),
 ])
 def test_damaged_dataset_is_reported_not_crashed(clean: Path, tmp_path: Path, damage, check: str, capsys) -> None:
@@ -233,13 +251,13 @@ def test_damaged_dataset_is_reported_not_crashed(clean: Path, tmp_path: Path, da
 
 
 def test_cli_prints_row_ids_and_exits_1(clean: Path, tmp_path: Path, capsys) -> None:
-    bad = corrupt(clean, tmp_path / "bad", rows=lambda rows: (_bad_split(rows), _truncate_jpeg(rows)))
+    bad = corrupt(clean, tmp_path / "bad", rows=lambda rows: (_malformed_rle(rows[3:]), _truncate_jpeg(rows)))
     ids = Broden(clean).ids
     assert main(["validate", str(bad), "--workers", "1", "--limit", "0"]) == 1
     lines = capsys.readouterr().out.strip().splitlines()
     assert any(line.startswith(f"{ids[0]}: [image] ") for line in lines)
-    assert any(line.startswith(f"{ids[5]}: [split] split 'test'") for line in lines)
-    assert lines[-1].startswith("FAILED ") and "split 1" in lines[-1] and "image 1" in lines[-1]
+    assert any(line.startswith(f"{ids[5]}: [masks] mask 0") for line in lines)
+    assert lines[-1].startswith("FAILED ") and "masks 1" in lines[-1] and "image 1" in lines[-1]
     assert main(["validate", str(bad), "--workers", "1", "--limit", "1"]) == 1
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[1].startswith("... ") and "--limit 0" in lines[1]
@@ -248,19 +266,19 @@ def test_cli_prints_row_ids_and_exits_1(clean: Path, tmp_path: Path, capsys) -> 
 def test_a_dataset_rewritten_in_place_is_checked_afresh(clean: Path, tmp_path: Path) -> None:
     path = corrupt(clean, tmp_path / "data")
     assert validate_dataset(path, workers=1) == []
-    corrupt(clean, tmp_path / "bad", rows=_bad_split)
+    corrupt(clean, tmp_path / "bad", rows=_malformed_rle)
     shutil.rmtree(path)
     shutil.copytree(tmp_path / "bad", path)
-    assert "split" in {v.check for v in validate_dataset(path, workers=1)}
+    assert "masks" in {v.check for v in validate_dataset(path, workers=1)}
 
 
 def test_parallel_validation_matches_serial(tmp_path: Path) -> None:
     src = write_legacy_fixture(tmp_path / "src", size=64, num_images=80, seed=5)
     ds = convert_legacy(src, tmp_path / "hf", workers=1)
-    bad = corrupt(ds.path, tmp_path / "bad", rows=lambda rows: _bad_split(rows[70:]))
+    bad = corrupt(ds.path, tmp_path / "bad", rows=lambda rows: _malformed_rle(rows[70:]))
     serial = validate_dataset(bad, workers=1)
     assert serial == validate_dataset(bad, workers=2)
-    assert any(v.check == "split" for v in serial)
+    assert any(v.check == "masks" for v in serial)
 
 
 def test_rle_totals_match_pycocotools_and_catch_malformed_strings() -> None:
