@@ -16,9 +16,8 @@ import pytest
 from PIL import Image
 
 from benchmark.cli import main
-from broden.dataset import load, write_dataset
+from broden.dataset import encode_row, load, write_dataset
 from broden.labels import BRODEN_CATEGORIES, Category, Label, LabelTable, Membership
-from broden.masks import encode_label_map
 from tests.helpers.naive_tally import naive_tally
 
 #: number, name, categories
@@ -36,24 +35,14 @@ def _dataset(path):
     for i in range(10):
         buf = io.BytesIO()
         Image.new("RGB", (2 * SEG, 2 * SEG), (100, 120, 140)).save(buf, format="JPEG")
-        maps = {"object": rng.choice([0, 2, 3], size=(SEG, SEG)).astype(np.int32),
-                "color": np.where(rng.random((SEG, SEG)) < 0.5, 1, 0).astype(np.int32)}
-        if i % 3 == 0:
-            maps["material"] = np.where(rng.random((SEG, SEG)) < 0.3, 5, 0).astype(np.int32)
-        masks = {"category": [], "layer": [], "label": [], "rle": []}
-        for cat, m in maps.items():
-            for label, rle in encode_label_map(m):
-                masks["category"].append(cat)
-                masks["layer"].append(0)
-                masks["label"].append(label)
-                masks["rle"].append(rle)
-        rows.append({
-            "id": f"img{i}.jpg", "image": buf.getvalue(), "split": "train", "source": "fake",
-            "height": 2 * SEG, "width": 2 * SEG, "seg_height": SEG, "seg_width": SEG,
-            "scene": [[0], [6], []][i % 3], "texture": [[7], [0], [0, 7]][i % 3] if i % 2 else [],
-            "layers": {"color": 1, "object": 1, "part": 0, "material": int("material" in maps)},
-            "masks": masks,
-        })
+        obj = rng.choice([0, 2, 3], size=(SEG, SEG)).astype(np.int32)
+        color = np.where(rng.random((SEG, SEG)) < 0.5, 1, 0).astype(np.int32)
+        material = [np.where(rng.random((SEG, SEG)) < 0.3, 5, 0).astype(np.int32)] if i % 3 == 0 else []
+        rows.append(encode_row(
+            id=f"img{i}.jpg", image=buf.getvalue(), split="train", source="fake", size=(2 * SEG, 2 * SEG),
+            seg_size=(SEG, SEG), label_maps={"color": [color], "object": [obj], "part": [], "material": material},
+            image_labels={"scene": [[0], [6], []][i % 3], "texture": [[7], [0], [0, 7]][i % 3] if i % 2 else []},
+        ))
     return write_dataset(path, rows, table)
 
 

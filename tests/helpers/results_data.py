@@ -11,9 +11,8 @@ from PIL import Image
 
 from benchmark.results import validate_results
 from benchmark.summary import summarize_layer
-from broden.dataset import Broden, write_dataset
+from broden.dataset import Broden, encode_row, write_dataset
 from broden.labels import BRODEN_CATEGORIES, Category, Label, LabelTable, Membership
-from broden.masks import encode_label_map
 
 CATEGORIES = [c for c, _ in BRODEN_CATEGORIES]
 #: number, name, categories
@@ -49,30 +48,13 @@ def make_dataset(path: Path) -> Broden:
             obj[: s // 2, : s // 2] = LABEL_ID["dog"]
         if i == 3:
             obj[s // 2 :, :] = LABEL_ID["wood"]
-        maps = {"object": obj, "color": np.full((s, s), LABEL_ID["red-c"], np.int32)}
-        masks: dict[str, list] = {"category": [], "layer": [], "label": [], "rle": []}
-        for cat, m in maps.items():
-            for label, rle in encode_label_map(m):
-                masks["category"].append(cat)
-                masks["layer"].append(0)
-                masks["label"].append(label)
-                masks["rle"].append(rle)
-        rows.append(
-            {
-                "id": f"fake/img{i}.jpg",
-                "image": buf.getvalue(),
-                "split": "train",
-                "source": "fake",
-                "height": IMAGE,
-                "width": IMAGE,
-                "seg_height": s,
-                "seg_width": s,
-                "scene": [LABEL_ID["street-s"]] if i % 2 else [],
-                "texture": [],
-                "layers": {"color": 1, "object": 1, "part": 0, "material": 0},
-                "masks": masks,
-            }
-        )
+        rows.append(encode_row(
+            id=f"fake/img{i}.jpg", image=buf.getvalue(), split="train", source="fake", size=(IMAGE, IMAGE),
+            seg_size=(s, s),
+            label_maps={"color": [np.full((s, s), LABEL_ID["red-c"], np.int32)], "object": [obj], "part": [],
+                        "material": []},
+            image_labels={"scene": [LABEL_ID["street-s"]] if i % 2 else [], "texture": []},
+        ))
     return write_dataset(path, rows, table)
 
 
