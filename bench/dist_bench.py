@@ -41,7 +41,7 @@ MODEL = REPO / "examples" / "mobilenet_v2.py"
 def _score(dataset: Path, out: Path, batch_size: int, nproc: int | None) -> tuple[float, float, dict]:
     """Wall seconds and CPU seconds (every process of it) of one `benchmark score` command, and its results."""
     cmd = [sys.executable, "-m", "benchmark", "score", str(MODEL), "--dataset", str(dataset), "--out", str(out),
-           "--batch-size", str(batch_size), "--workers", "0", "--force"]
+           "--batch-size", str(batch_size), "--workers", "0", "--threads", "1", "--force"]
     if nproc is not None:
         cmd += ["--nproc", str(nproc)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "BRODEN_PROGRESS": "0"}

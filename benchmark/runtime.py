@@ -19,6 +19,7 @@ the results (``environment``).
 from __future__ import annotations
 
 import ctypes
+import os
 import ctypes.util
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,8 +112,18 @@ class ThreadBudget:
                 "tally_threads": self.tally_threads, "tally_workers": self.tally_workers}
 
 
+def cpus_per_process() -> int:
+    """The CPUs this process may use (its affinity mask), shared evenly with the other ranks that ``torchrun``
+    started on this machine (``LOCAL_WORLD_SIZE``), so that N ranks on one machine do not each claim every CPU."""
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, default_workers() // local)
+
+
 def plan_threads(threads: int | None, workers: int | None, device: str, cpus: int | None = None) -> ThreadBudget:
-    """Split ``cpus`` (default: the process's affinity mask) between torch threads and DataLoader workers.
+    """Split ``cpus`` (default: :func:`cpus_per_process`) between torch threads and DataLoader workers.
 
     What the user gives (``--threads``, ``--workers``) is kept; the rest fills the CPUs that are left, so that
     ``threads + workers <= cpus`` whenever the user did not ask for more. Defaults: on a CPU device the forward
@@ -126,7 +137,7 @@ def plan_threads(threads: int | None, workers: int | None, device: str, cpus: in
     on two). Its parallelism comes from ``tally_workers`` decoding masks alongside it (``--workers``, else every
     other CPU, at most 8); ``--threads`` given, it is used for the tally too.
     """
-    cpus = default_workers() if cpus is None else max(1, int(cpus))
+    cpus = cpus_per_process() if cpus is None else max(1, int(cpus))
     if threads is not None and threads < 1:
         raise BrodenError(f"--threads {threads}: must be at least 1")
     if workers is not None and workers < 0:

@@ -196,12 +196,15 @@ def _launch(*args: str, nproc: int, via: str = "torchrun", env: dict | None = No
 
 
 def assert_identical(out, ref, world_size: int) -> None:
-    """Same units, thresholds, summary and top images, byte for byte; only timings and world size differ."""
+    """Same units, thresholds, summary and top images, byte for byte; only timings, the world size and the
+    thread budget (the CPUs are shared among the ranks on one machine) differ."""
     a, b = (json.loads((d / "results.json").read_text()) for d in (ref, out))
     assert b["environment"]["world_size"] == world_size
     assert json.dumps(a["layers"]) == json.dumps(b["layers"])
     for r in (a, b):
         del r["timings"], r["created"], r["environment"]["world_size"]
+        for key in ("cpus", "torch_threads", "workers", "tally_threads", "tally_workers"):
+            r["environment"].pop(key, None)
     assert a == b
     maps_a, maps_b = np.load(ref / "top_maps.npz"), np.load(out / "top_maps.npz")
     assert maps_a.files == maps_b.files and all(np.array_equal(maps_a[k], maps_b[k]) for k in maps_a.files)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.runtime import ThreadBudget, plan_threads
+from benchmark.runtime import ThreadBudget, cpus_per_process, plan_threads
 from broden.errors import BrodenError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +43,17 @@ def test_plan_defaults_to_the_affinity_mask() -> None:
     import os
 
     assert plan_threads(None, None, "cpu").cpus == len(os.sched_getaffinity(0))
+
+
+def test_ranks_on_one_machine_share_its_cpus(monkeypatch) -> None:
+    import os
+
+    mine = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # as torchrun sets it for two ranks on this machine
+    assert cpus_per_process() == max(1, mine // 2)
+    assert plan_threads(None, 0, "cpu").threads == max(1, mine // 2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(4 * mine))
+    assert cpus_per_process() == 1
 
 
 @pytest.mark.parametrize(("threads", "workers", "match"), [(0, None, "--threads 0"), (None, -1, "--workers -1")])
