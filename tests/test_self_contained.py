@@ -10,7 +10,7 @@ import subprocess
 
 from tests.helpers.paths import REPO
 
-FORBIDDEN = ("../" + "shared", "shared" + "/reference", "/work/" + "shared")
+FORBIDDEN = ("../sha" + "red", "sha" + "red/reference", "/work/sha" + "red")
 
 
 def tracked_files() -> list[str]:
