@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -32,24 +31,9 @@ from tests.helpers.hostile import (
     snapshot,
     tmpfs,
 )
+from tests.helpers.models import write_tiny_model
 from tests.helpers.paths import REPO
 from tests.helpers.results_data import AFTER, BEFORE, make_dataset, results_doc, write, write_scored
-
-TINY = """
-from collections import OrderedDict
-import torch
-from torch import nn
-
-NAME = "tiny hostile"
-LAYERS = ["head"]
-
-def build_model():
-    torch.manual_seed(0)
-    return nn.Sequential(OrderedDict(
-        stem=nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU()),
-        head=nn.Sequential(nn.Conv2d(8, 6, 3, stride=2, padding=1), nn.ReLU()),
-    ))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +55,7 @@ def scored(tmp_path, dataset) -> Path:
 
 @pytest.fixture()
 def tiny_file(tmp_path) -> Path:
-    path = tmp_path / "tiny.py"
-    path.write_text(textwrap.dedent(TINY))
-    return path
+    return write_tiny_model(tmp_path / "tiny.py", 'tiny hostile')
 
 
 def _refused(args: list, capsys, watched: Path, expected: str) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -16,24 +15,8 @@ import torch
 from benchmark.cli import main
 from benchmark.results import load_results
 from tests.helpers.hub_fixture import local_hub  # noqa: F401 - a fixture
+from tests.helpers.models import write_tiny_model
 from tests.helpers.paths import REPO
-
-TINY = """
-from collections import OrderedDict
-import torch
-from torch import nn
-
-NAME = "tiny cli"
-LAYERS = ["head"]
-METADATA = {"architecture": "two convs", "training_data": "none"}
-
-def build_model():
-    torch.manual_seed(0)
-    return nn.Sequential(OrderedDict(
-        stem=nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU()),
-        head=nn.Sequential(nn.Conv2d(8, 6, 3, stride=2, padding=1), nn.ReLU()),
-    ))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +28,7 @@ def small(tmp_path_factory):
 
 @pytest.fixture()
 def tiny_file(tmp_path):
-    path = tmp_path / "tiny.py"
-    path.write_text(textwrap.dedent(TINY))
-    return path
+    return write_tiny_model(tmp_path / "tiny.py", 'tiny cli', {"architecture": "two convs", "training_data": "none"})
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
