@@ -26,9 +26,7 @@ file's sha256: editing a submission drops its badge.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import itertools
 import os
 import re
@@ -44,6 +42,7 @@ import jinja2
 from benchmark import html
 from benchmark.html import charts
 from benchmark.protocol import ordered_categories
+from benchmark.tables import to_csv
 from broden.errors import BrodenError
 from broden.utils import atomic
 from broden.utils.filenames import slug
@@ -306,18 +305,17 @@ def _interval(layer: dict[str, Any], key: str) -> list[Any]:
 
 def table_csv(site: Site) -> str:
     """The table as CSV: one row per (line, layer); ``rank`` only on the ranked (last) layer of a ranked line;
-    ``unique_low`` / ``unique_high``: the bootstrap interval of ``unique`` where the results carry one."""
+    ``unique_low`` / ``unique_high``: the bootstrap interval of ``unique`` where the results carry one. Written by
+    the one CSV writer (:func:`benchmark.tables.to_csv`): submitted text cannot become a spreadsheet formula."""
     columns = ["rank", "model", "layer", "ranked_layer", "training_data", "architecture", "units", "detectors",
                "detector_fraction", "unique", "unique_low", "unique_high",
                *[f"unique_{c}" for c in protocol.CATEGORIES], "protocol", "source", "verified", "created", "file",
                "sha256", "page"]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
+    rows = []
     for e in site.entries:
         for layer in e.results["layers"]:
             s, last = layer["summary"], layer is e.layer
-            writer.writerow([
+            rows.append(dict(zip(columns, [
                 e.rank if last and e.rank is not None else "", e.results["name"], layer["name"], int(last),
                 e.results["model"].get("training_data") or "", e.results["model"].get("architecture") or "",
                 s["units"], s["detectors"]["all"], f"{s['detector_fraction']:.6f}", s["unique_per_category"]["all"],
@@ -325,8 +323,8 @@ def table_csv(site: Site) -> str:
                 *[s["unique_per_category"].get(c, "") for c in protocol.CATEGORIES],
                 protocol.LEADERBOARD if e.ranked else protocol.OTHER_PROTOCOL, e.kind, int(e.verified is not None),
                 e.results["created"], e.file, e.sha256, e.page + "index.html",
-            ])
-    return buf.getvalue()
+            ], strict=True)))
+    return to_csv(rows, columns)
 
 
 def write_site(site: Site, directory: Path, dest: Path, release: Mapping[str, Any] | None = None) -> None:

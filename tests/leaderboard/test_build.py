@@ -21,6 +21,7 @@ from tests.helpers.submissions import (
     XSS,
     build,
     rejected_files,
+    tiny,
     two_layer_measured,
     write_submissions,
 )
@@ -260,3 +261,18 @@ def test_confidence_intervals_are_shown_where_the_results_carry_them(tmp_path: P
         table = {(r["model"], r["layer"]): r for r in csv.DictReader(f)}
     assert (table[("Two-layer net", "conv5")]["unique_low"], table[("Two-layer net", "conv5")]["unique_high"]) == ("1", "4")
     assert table[("Two-layer net", "layer3")]["unique_low"] == ""
+
+
+def test_submitted_text_cannot_become_a_formula_in_the_csv(tmp_path: Path) -> None:
+    import csv
+
+    entry = tiny()
+    entry["name"] = '=HYPERLINK("http://evil.example","click")'
+    entry["model"]["architecture"] = "@SUM(A1:A9)"
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "entry.json").write_text(json.dumps(entry))
+    code, _, err = build(tmp_path / "subs", tmp_path / "site")
+    assert code == 0, err
+    with open(tmp_path / "site" / "leaderboard.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["model"] == "'" + entry["name"] and row["architecture"] == "'@SUM(A1:A9)"
