@@ -20,17 +20,10 @@ from broden.download.extract import extract
 from broden.download.fetch import fetch
 from broden.download.releases import RELEASES, ReleasePaths, download_release, get_release
 from broden.errors import BrodenError
+from tests.helpers.archives import make_zip, zip_folder
 from tests.helpers.http_fixture import Reply
 
 FAST = {"backoff": 0.001, "timeout": 5.0}
-
-
-def make_zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -451,11 +444,7 @@ def legacy_zip(tmp_path_factory) -> bytes:
     from tests.helpers.legacy_fixture import write_legacy_fixture
 
     root = write_legacy_fixture(tmp_path_factory.mktemp("legacy"), 224)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in sorted(root.rglob("*")):
-            z.write(path, path.relative_to(root.parent).as_posix())
-    return buf.getvalue()
+    return zip_folder(root)
 
 
 @pytest.fixture

@@ -7,11 +7,13 @@ their input), a full and a read-only disk (a small tmpfs), and the lock.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from broden.cli import main
+from tests.helpers.archives import make_zip
 from tests.helpers.hostile import assert_one_error, lock_held, run_in_process, snapshot, tmpfs
 
 
@@ -140,17 +142,6 @@ def test_convert_refuses_a_damaged_release(legacy_release, tmp_path, capsys, cas
 
 
 # -- downloads -----------------------------------------------------------------------------------------------------
-def _zip_bytes(members: dict[str, bytes]) -> bytes:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize("value", ["0", "-1", "nan"])
 def test_download_timeouts_that_cannot_work_are_refused(tmp_path, capsys, value) -> None:
     code, _, err = run_in_process(main, ["download", "--dest", tmp_path / "d", "--timeout", value], capsys)
@@ -175,7 +166,7 @@ def test_a_server_dripping_bytes_is_given_up_on(http_server, tmp_path, capsys, m
 def test_a_short_content_length_is_not_kept_as_the_finished_zip(http_server, tmp_path, capsys) -> None:
     from tests.helpers.http_fixture import Reply
 
-    data = _zip_bytes({"broden1_224/index.csv": b"image,split\n" * 5000})
+    data = make_zip({"broden1_224/index.csv": b"image,split\n" * 5000}, zipfile.ZIP_DEFLATED)
     url = http_server.serve("/broden1_224.zip", data, replies=[Reply(body=data[: len(data) // 2])] * 3)
     dest = tmp_path / "d"
     code, _, err = run_in_process(main, ["download", "--dest", dest, "--url", url], capsys)
@@ -187,7 +178,8 @@ def test_a_zip_bomb_is_refused_before_extraction_and_the_advice_works(tmp_path, 
     import hashlib
 
     bomb = tmp_path / "broden1_224.zip"
-    bomb.write_bytes(_zip_bytes({"broden1_224/index.csv": b"", "broden1_224/zeros.bin": bytes(20_000_000)}))
+    bomb.write_bytes(make_zip({"broden1_224/index.csv": b"", "broden1_224/zeros.bin": bytes(20_000_000)},
+                              zipfile.ZIP_DEFLATED))
     dest = tmp_path / "d"
     pin = ["--sha256", hashlib.sha256(bomb.read_bytes()).hexdigest()]
     code, _, err = run_in_process(main, ["download", "--dest", dest, "--url", bomb.as_uri(), *pin], capsys)
@@ -195,7 +187,8 @@ def test_a_zip_bomb_is_refused_before_extraction_and_the_advice_works(tmp_path, 
     downloads = dest / "downloads"
     assert sorted(p.name for p in downloads.iterdir()) == ["broden1_224.zip"]  # no .unpacked, no partial tree
     (downloads / "broden1_224.zip").unlink()  # the advice: delete it and download it again
-    bomb.write_bytes(_zip_bytes({"readme.txt": b"not broden"}))  # another archive: gets past extraction
+    # another archive: gets past extraction
+    bomb.write_bytes(make_zip({"readme.txt": b"not broden"}, zipfile.ZIP_DEFLATED))
     pin = ["--sha256", hashlib.sha256(bomb.read_bytes()).hexdigest()]
     code, _, err = run_in_process(main, ["download", "--dest", dest, "--url", bomb.as_uri(), *pin], capsys)
     assert_one_error(code, err, expected="no index.csv", progress_lines=True)

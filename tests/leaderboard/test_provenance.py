@@ -10,7 +10,6 @@ release archive: that entry is "other protocol".
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import zipfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from broden.download.releases import RELEASES, Release, download_release
 from leaderboard import protocol
 from leaderboard.site import load as load_site
 from leaderboard.validate import validate_submission
+from tests.helpers.archives import zip_folder
 from tests.helpers.legacy_fixture import write_legacy_fixture
 
 MODEL = '''
@@ -49,14 +49,6 @@ def build_model():
 '''
 
 
-def zipped(root: Path, method: int) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", method) as z:
-        for path in sorted(root.rglob("*")):
-            z.write(path, path.relative_to(root.parent).as_posix())
-    return buf.getvalue()
-
-
 def scored(tmp: Path, dataset: Path, tag: str) -> Path:
     """Score the tiny network on ``dataset``; returns the results file."""
     model_file = tmp / f"model_{tag}.py"
@@ -69,7 +61,7 @@ def scored(tmp: Path, dataset: Path, tag: str) -> Path:
 @pytest.fixture(scope="module")
 def release_zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     root = write_legacy_fixture(tmp_path_factory.mktemp("legacy"), 224)
-    return {"release": zipped(root, zipfile.ZIP_DEFLATED), "rezipped": zipped(root, zipfile.ZIP_STORED)}
+    return {"release": zip_folder(root, zipfile.ZIP_DEFLATED), "rezipped": zip_folder(root, zipfile.ZIP_STORED)}
 
 
 @pytest.mark.slow
