@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import add_dataset_argument, sample_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "examples" / "mobilenet_v2.py"
@@ -49,7 +50,7 @@ def _tally_seconds(dataset, acts_by_batch, thresholds, folds: int, with_split: b
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", help="sample dataset to use (default: write one into a temporary directory)")
+    add_dataset_argument(parser)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--replicates", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5, help="tally timings per variant (best is kept)")
@@ -61,11 +62,10 @@ def main() -> None:
     from benchmark.models.loader import load_model
     from benchmark.scorer import Settings, score_model
     from broden.dataset import load
-    from broden.sample import write_sample
 
     with tempfile.TemporaryDirectory(prefix="bootstrap-bench-") as tmp:
         work = Path(tmp)
-        path = Path(args.dataset) if args.dataset else write_sample(work / "sample").path
+        path = sample_dataset(args.dataset, work)
         ds = load(path)
         model = load_model(str(MODEL))
         outcome = score_model(model, ds, work / "out", Settings(layers=[LAYER], workers=args.workers,

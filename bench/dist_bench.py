@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import add_dataset_argument, sample_dataset
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "examples" / "mobilenet_v2.py"
 
@@ -56,17 +58,12 @@ def _score(dataset: Path, out: Path, batch_size: int, nproc: int | None) -> tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", help="sample dataset to use (default: write one into a temporary directory)")
+    add_dataset_argument(parser)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dist-bench-") as tmp:
         work = Path(tmp)
-        if args.dataset:
-            sample = Path(args.dataset)
-        else:
-            from broden.sample import write_sample
-
-            sample = write_sample(work / "sample").path
+        sample = sample_dataset(args.dataset, work)
         single_s, single_cpu, single = _score(sample, work / "single", args.batch_size, None)
         dual_s, dual_cpu, dual = _score(sample, work / "dual", args.batch_size, 2)
         print(f"dist_single_s: {single_s:.2f}")

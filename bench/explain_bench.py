@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import add_dataset_argument, sample_dataset
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "examples" / "mobilenet_v2.py"
 
@@ -32,10 +34,9 @@ def main() -> None:
     from benchmark.scorer import CACHE_DIR, Settings, score_model
     from benchmark.summary import explanation_summary
     from broden.dataset import load
-    from broden.sample import write_sample
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", help="sample dataset to use (default: write one into a temporary directory)")
+    add_dataset_argument(parser)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -43,7 +44,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="explain-bench-") as tmp:
         work = Path(tmp)
-        sample = Path(args.dataset) if args.dataset else write_sample(work / "sample").path
+        sample = sample_dataset(args.dataset, work)
         ds = load(sample)
         model = load_model(str(MODEL))
         start = time.perf_counter()

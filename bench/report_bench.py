@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import add_dataset_argument, sample_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -26,21 +27,16 @@ os.environ.setdefault("BRODEN_PROGRESS", "0")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", help="sample dataset to use (default: write one into a temporary directory)")
+    add_dataset_argument(parser)
     parser.add_argument("--units", type=int, default=1280)
     args = parser.parse_args()
     from benchmark.cli import main as benchmark
 
     with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
         work = Path(tmp)
-        if args.dataset:
-            from broden.dataset import load
+        from broden.dataset import load
 
-            dataset = load(args.dataset)
-        else:
-            from broden.sample import write_sample
-
-            dataset = write_sample(work / "sample")
+        dataset = load(sample_dataset(args.dataset, work))
         rng = np.random.default_rng(0)
         acts = np.maximum(rng.standard_normal((len(dataset), args.units, 7, 7)), 0).astype(np.float16)
         np.savez(work / "acts.npz", activations=acts, image=np.array(dataset.ids), layer="features.18")

@@ -29,16 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import add_dataset_argument, sample_dataset
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "examples" / "mobilenet_v2.py"
 #: glibc tunables with the effect of benchmark.runtime.tune_allocator, set from outside the process
 TUNED_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 31)}
-
-
-def _sample(work: Path) -> Path:
-    from broden.sample import write_sample
-
-    return write_sample(work / "sample").path
 
 
 def _repeated(sample: Path, n: int, out: Path) -> Path:
@@ -119,7 +115,7 @@ def _run_child(kind: str, data: Path, out: Path, args: argparse.Namespace, env: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", help="sample dataset to use (default: write one into a temporary directory)")
+    add_dataset_argument(parser)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None, help="default: the scorer's thread budget")
     parser.add_argument("--device", default="cpu")
@@ -134,7 +130,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="score-bench-") as tmp:
         work = Path(tmp)
-        sample = Path(args.dataset) if args.dataset else _sample(work)
+        sample = sample_dataset(args.dataset, work)
         _run_child("forward", sample, work / "warm", args)  # warm-up: page cache
         # side by side, in one order per round, so that other load on the machine hits all three alike
         scorer = _run_child("forward", sample, work / "f", args)
