@@ -52,5 +52,5 @@ def run_baselines(model: LoadedModel, dataset: Broden, out: str | os.PathLike[st
     random = random_init_copy(model, settings.seed)
     paths.append(score_model(random, dataset, out / "random-init", replace(settings, rotate=None)).path)
     names.append("random init")
-    report, _ = build_compare(paths, out=out / "comparison", names=names, mode="checkpoints")
+    report = build_compare(paths, out=out / "comparison", names=names, mode="checkpoints").path
     return report, paths

@@ -19,8 +19,8 @@ the results (``environment``).
 from __future__ import annotations
 
 import ctypes
-import os
 import ctypes.util
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass

@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 
 from benchmark.html.compare import MODES, OUTPUT_HELP, build_compare
+from broden.utils.cli import split_list
 from broden.utils.outputs import claim
+from broden.utils.text import for_terminal
 
 __doc__ = f"{__doc__}\n{OUTPUT_HELP}"
 
@@ -36,17 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = [n.strip() for n in args.names.split(",")] if args.names else None
     with claim(args.out, "benchmark compare", force=args.force, inputs=args.results) as output:
-        out, mode = build_compare(args.results, out=output.path, names=names, mode=args.mode)
+        result = build_compare(args.results, out=output.path, names=split_list(args.names), mode=args.mode)
         output.mark()
-    difference = out / "difference.csv"
-    if difference.is_file():
-        import csv
-
-        for row in csv.DictReader(difference.open(encoding="utf-8")):
-            if row["category"] == "all":
-                print(f"{row['layer']} {row['rule']}: {row['a']} -> {row['b']} ({int(row['difference']):+d}, "
-                      f"95% [{row['low']}, {row['high']}]): {row['significant'].replace('yes', 'significant')}")
-    print(f"{mode} comparison written to {out / 'index.html'}")
+    for row in result.differences:
+        if row["category"] == "all":
+            print(for_terminal(
+                f"{row['layer']} {row['rule']}: {row['a']} -> {row['b']} ({int(row['difference']):+d}, "
+                f"95% [{row['low']}, {row['high']}]): {str(row['significant']).replace('yes', 'significant')}"))
+    print(f"{result.mode} comparison written to {result.path / 'index.html'}")
     return 0

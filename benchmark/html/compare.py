@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from benchmark.html import charts, render, write_svg
 from benchmark.html.report import CONVENTIONS
@@ -317,14 +317,23 @@ def _model_charts(root: Path, entries: Sequence[Entry], categories: Sequence[str
     return out
 
 
+class Comparison(NamedTuple):
+    """What :func:`build_compare` wrote: the directory, the mode, and the rows of ``difference.csv`` (empty when the
+    two files cannot be paired)."""
+
+    path: Path
+    mode: str
+    differences: list[dict[str, Any]]
+
+
 def build_compare(
     paths: Sequence[str | os.PathLike[str]],
     *,
     out: str | os.PathLike[str] = "compare",
     names: Sequence[str] | None = None,
     mode: str = "auto",
-) -> tuple[Path, str]:
-    """Write the comparison directory; return its path and the mode used."""
+) -> Comparison:
+    """Write the comparison directory; return its path, the mode used and the paired differences."""
     entries = load_entries(paths, names)
     mode = choose_mode(entries, mode)
     categories = _all_categories(entries)
@@ -359,4 +368,4 @@ def build_compare(
             (root / "counts.csv").write_text(to_csv(counts, COUNT_COLUMNS), encoding="utf-8")
         else:
             (root / "compare.csv").write_text(to_csv(counts, COUNT_COLUMNS), encoding="utf-8")
-    return out, mode
+    return Comparison(out, mode, differences)

@@ -28,7 +28,7 @@ def pair(tmp_path) -> list[Path]:
 
 
 def test_fine_tuning_pair_lines_counts_and_csv(tmp_path, pair) -> None:
-    out, mode = build_compare(pair, out=tmp_path / "cmp", names=["before", "after"])
+    out, mode, _ = build_compare(pair, out=tmp_path / "cmp", names=["before", "after"])
     assert mode == "units"
     html = (out / "index.html").read_text()
     assert "unit 1: sky (object, IoU 0.100) → wood (material, IoU 0.060)" in html
@@ -56,7 +56,7 @@ def test_checkpoint_series_has_line_charts_for_both_conventions(tmp_path) -> Non
         write(tmp_path / f"epoch{i}.json", results_doc("resnet", {"layer4": units}))
         for i, units in enumerate([BEFORE, middle, AFTER])
     ]
-    out, mode = build_compare(paths, out=tmp_path / "series")
+    out, mode, _ = build_compare(paths, out=tmp_path / "series")
     assert mode == "checkpoints"
     html = (out / "index.html").read_text()
     for convention in ("per-category", "top-label"):
@@ -79,7 +79,7 @@ def test_different_models_get_grouped_bars(tmp_path) -> None:
         write(tmp_path / "b.json", results_doc("resnet", {"layer4": AFTER[:3]})),
         write(tmp_path / "c.json", reported),
     ]
-    out, mode = build_compare(paths, out=tmp_path / "models")
+    out, mode, _ = build_compare(paths, out=tmp_path / "models")
     assert mode == "models"
     svg = (out / "models-per-category.svg").read_text()
     assert "alexnet (conv5)" in svg and "resnet (layer4)" in svg and "paper-net (conv5)" in svg
@@ -107,7 +107,7 @@ def test_default_names_fall_back_to_file_names(pair) -> None:
 
 def test_hostile_names_are_text(tmp_path, pair) -> None:
     hostile = "<script>alert(1)</script>"
-    out, _ = build_compare(pair, out=tmp_path / "cmp", names=[hostile, "b"])
+    out = build_compare(pair, out=tmp_path / "cmp", names=[hostile, "b"]).path
     html = (out / "index.html").read_text()
     assert hostile not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
@@ -116,7 +116,7 @@ def test_protocol_differences_are_flagged(tmp_path, pair) -> None:
     doc = json.loads(pair[1].read_text())
     doc["protocol"]["iou_threshold"] = 0.05
     write(pair[1], doc)
-    out, _ = build_compare(pair, out=tmp_path / "cmp", names=["a", "b"])
+    out = build_compare(pair, out=tmp_path / "cmp", names=["a", "b"]).path
     assert "iou_threshold differs (a: 0.04; b: 0.05)" in (out / "index.html").read_text()
 
 

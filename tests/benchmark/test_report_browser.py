@@ -30,9 +30,9 @@ def pages(tmp_path_factory) -> dict[str, Path]:
         "index": report / "index.html",
         "conv5": report / "layer-conv5.html",
         "fc": report / "layer-fc_6_a.html",
-        "units": build_compare([series[0], series[2]], out=root / "units", names=[HOSTILE, "after"])[0] / "index.html",
-        "checkpoints": build_compare(series, out=root / "series")[0] / "index.html",
-        "models": build_compare([series[0], other], out=root / "models")[0] / "index.html",
+        "units": build_compare([series[0], series[2]], out=root / "units", names=[HOSTILE, "after"]).path / "index.html",
+        "checkpoints": build_compare(series, out=root / "series").path / "index.html",
+        "models": build_compare([series[0], other], out=root / "models").path / "index.html",
     }
 
 
