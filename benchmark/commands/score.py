@@ -184,6 +184,16 @@ def run(args: argparse.Namespace) -> int:
         if distributed.claim_report():
             raise  # printed once, by the first process that failed
         raise SystemExit(exc.exit_code if isinstance(exc, BrodenError) else 130) from None
+    if group.distributed:
+        # Every rank has passed the scorer's final barrier with every output written. Tearing down gloo's worker
+        # threads (destroy_process_group, or the interpreter's finalization) aborts a rank now and then
+        # ("terminate called without an active exception", SIGABRT), which would fail a finished run; a launched
+        # rank therefore ends here, its streams flushed, and the process exit releases the group.
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     group.close()
     return code
 
