@@ -6,7 +6,7 @@ unit's mask ("Compositional Explanations of Neurons", NeurIPS 2020; the vision c
 
 Definitions (those of the paper's code):
 
-* The **unit mask** is the set of active pixels of the tally (:func:`benchmark.tally.active_pixel_chunks`): the
+* The **unit mask** is the set of active pixels of the tally (:func:`benchmark.tally.active_column_chunks`): the
   unit's map, bilinearly upsampled to the segmentation size, strictly above the run's threshold.
 * A **concept mask** is the set of pixels carrying the label in any layer of the selected categories (a set: a
   pixel labeled in two layers counts once); an image-level label (scene, texture) covers its whole image. Label 0
@@ -25,7 +25,7 @@ inclusion-exclusion). Each step is therefore one pass over the data for all unit
 batch are grouped by their set of labels (a few thousand distinct sets per batch), the beam formulas are evaluated
 on the label sets under each unit's active pixels and, for ``|F and c|``, on the label sets holding one of the
 formula's positive concepts, and the labels present are counted with the tally's ``bincount``
-(:func:`benchmark.tally.label_hits`). A search of length N makes N passes; everything runs as batched tensor
+(:func:`label_hits`). A search of length N makes N passes; everything runs as batched tensor
 operations on the chosen device.
 """
 
@@ -52,7 +52,7 @@ from benchmark.results import (
     load_results,
     write_json,
 )
-from benchmark.tally import DEFAULT_CHUNK_ELEMENTS, active_pixel_chunks, label_hits
+from benchmark.tally import DEFAULT_CHUNK_ELEMENTS, SegmentValues, active_column_chunks
 from broden.dataset import Broden
 from broden.errors import BrodenError
 from broden.utils import atomic
@@ -99,6 +99,22 @@ class ExplainSettings:
                               "use --device cpu")
 
 
+def label_hits(
+    groups: torch.Tensor, labels: torch.Tensor, num_groups: int, num_labels: int, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(num_groups, num_labels)`` int64 counts: entry ``[g, l]`` adds, for every row ``i`` with ``groups[i] == g``,
+    the number of times ``l`` occurs in ``labels[i]`` ``(N, L)``, times ``weights[i]`` (integer-valued; default 1).
+
+    One ``bincount`` over ``group * num_labels + label``: every count of the search (unit masks, formula masks).
+    """
+    keys = ((groups * num_labels)[:, None] + labels).flatten()
+    if weights is None:
+        return torch.bincount(keys, minlength=num_groups * num_labels).view(num_groups, num_labels)
+    w = weights.to(torch.float64)[:, None].expand(labels.shape).flatten()
+    counts = torch.bincount(keys, weights=w, minlength=num_groups * num_labels)
+    return counts.round().to(torch.int64).view(num_groups, num_labels)
+
+
 # -- the pixels of a batch as label sets ---------------------------------------------------------------------------
 @dataclass
 class LabelSets:
@@ -143,9 +159,10 @@ def unit_label_sets(
     acts: torch.Tensor, thresholds: torch.Tensor, sets: LabelSets, size: tuple[int, int], chunk_elements: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each unit's active pixels as ``(unit, label set, pixels)`` triples, one per distinct (unit, set) pair."""
-    num_sets, pixels = sets.labels.shape[0], size[0] * size[1]
-    keys = [pu[p_idx] * num_sets + sets.of_pixel[pb[p_idx] * pixels + s_idx]
-            for pb, pu, p_idx, s_idx in active_pixel_chunks(acts, thresholds, size, chunk_elements)]
+    num_sets = sets.labels.shape[0]
+    of_segment = SegmentValues(sets.of_pixel, acts.shape[0], acts.shape[2], size)
+    keys = [((pu[columns.maps] * num_sets)[:, None] + of_segment.under(pb, columns))[columns.above]
+            for pb, pu, columns in active_column_chunks(acts, thresholds, size, chunk_elements)]
     flat = torch.cat(keys) if keys else torch.zeros(0, dtype=torch.int64, device=acts.device)
     bins = acts.shape[1] * num_sets
     if bins <= 4 * flat.numel() + 2**20:  # a dense count is cheaper than sorting

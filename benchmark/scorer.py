@@ -417,7 +417,8 @@ class _Run:
             with self.budget.tallying():
                 for name in self.producer.layers:
                     a = self.cache.read(name, batch.start, batch.end).to(self.device) if self.cache is not None else acts[name]
-                    self.tallies[name].add(TallyInput(a.float(), maps, batch.image_labels, folds, train),
+                    self.tallies[name].add(TallyInput(a.float(), maps, batch.image_labels, folds, train,
+                                                      batch.pixel_labels),
                                            self.thresholds[name])
             self.row = batch.end
             if self._checkpoint_due():

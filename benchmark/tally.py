@@ -2,11 +2,20 @@
 
 A :class:`Tally` accumulates, over batches of images, the integer counts from which :mod:`benchmark.scoring` computes
 each unit's IoU with each label. Everything runs as batched tensor operations on the tally's device; there is no
-Python loop over units, labels or pixels: the (image, unit) maps whose maximum reaches the threshold are
-thresholded cell by cell (:func:`benchmark.upsample.active_pixels`), the labels under all their active pixels are
-gathered from every layer at once and counted with one ``bincount`` over ``unit * num_labels + label``; truth, the
-image-level labels and the category gate are small tensor operations. Work is chunked by (image, unit) pairs so
-that memory stays under ``chunk_elements`` values whatever the batch size.
+Python loop over units, labels or pixels. How (each step measured, see ``bench/README.md``):
+
+* the pixels of each image are grouped by the tuple of labels they carry, one per layer
+  (:class:`benchmark.activations.PixelLabels`, computed in the DataLoader workers): a few dozen tuples per image
+  stand for its 12,544 pixels;
+* the (image, unit) maps whose maximum reaches the threshold are thresholded cell by cell, column segment by
+  column segment (:func:`benchmark.upsample.active_columns`), without upsampling whole maps;
+* the tuples under the active pixels are counted per (image, unit) with one ``bincount`` per chunk of pairs, and
+  only the (pair, tuple) counts that are not zero are expanded into (unit, label) counts, a tuple's count going
+  to every label it carries (once per layer): the per-pixel work never touches the label layers;
+* truth, the image-level labels and the category gate are small tensor operations.
+
+Work is chunked by (image, unit) pairs so that a chunk's arrays stay under ``chunk_elements`` pixels whatever the
+batch size. Every count is an integer sum, so the order of the work never changes a result.
 
 Definitions (``compat="netdissect"``, the original paper's code, NetDissect ``makeresult.py``):
 
@@ -49,14 +58,14 @@ than a rule, and is not reproduced: such images gate only their image-level cate
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from benchmark.activations import PixelLabels
 from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT
-from benchmark.upsample import active_pixels, check_mode
+from benchmark.upsample import ActiveColumns, active_columns, check_mode, segment_pixels
 from broden.errors import BrodenError
 
 #: Image folds kept by default (see :mod:`benchmark.bootstrap`).
@@ -68,59 +77,48 @@ COUNT_TENSORS = (
     "train_intersection", "train_truth", "train_activation_by_category", "train_images",
 )
 
-#: Default budget, in elements, for the per-chunk upsampled maps (float32): chunks of (image, unit) pairs are sized
-#: so that pairs x sh x sw stays under it, bounding memory whatever the batch size.
-DEFAULT_CHUNK_ELEMENTS = 2**24
+#: Default budget, in pixels, for a chunk of (image, unit) pairs: pairs x sh x sw stays under it. It bounds memory
+#: whatever the batch size, and is small enough that a chunk's candidate pixels stay in the CPU's caches: the tally
+#: is bound by memory traffic (MobileNetV2 ``features.18`` on 2,000 images, one thread: 5.0 CPU s at 2^24,
+#: 4.0 s at 2^22, 3.9 s at 2^21, 4.1 s at 2^20).
+DEFAULT_CHUNK_ELEMENTS = 2**21
 
 
-def active_pixel_chunks(
+def active_column_chunks(
     acts: torch.Tensor,
     thresholds: torch.Tensor,
     size: tuple[int, int],
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
-    groups: torch.Tensor | None = None,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, ActiveColumns]]:
     """The active pixels of ``acts`` ``(B, U, h, w)`` upsampled to ``size`` against per-unit ``thresholds`` ``(U,)``.
 
-    Yields, per chunk of (image, unit) pairs, ``(pb, pu, p_idx, s_idx)``: the chunk's image and unit indices
-    ``(P,)`` and its active pixels as (index into the chunk's pairs, pixel ``y * sw + x``), as
-    :func:`benchmark.upsample.active_pixels` gives them. Only pairs whose raw maximum is above the threshold are
-    visited (bilinear upsampling never exceeds it); a chunk holds at most ``chunk_elements // (sh * sw)`` pairs.
-    With ``groups`` ``(B,)`` (a group number per image), pairs are visited group by group and no chunk mixes
-    images of two groups (the tally's per-fold counts).
+    Yields, per chunk of (image, unit) pairs, ``(pb, pu, columns)``: the chunk's image and unit indices ``(P,)``
+    and its active pixels as :func:`benchmark.upsample.active_columns` gives them (``columns.maps`` indexes the
+    chunk's pairs). Only pairs whose raw maximum is above the threshold are visited (bilinear upsampling never
+    exceeds it); a chunk holds at most ``chunk_elements // (sh * sw)`` pairs.
     """
     pair_b, pair_u = (acts.amax(dim=(2, 3)) > thresholds).nonzero(as_tuple=True)
     step = max(1, int(chunk_elements) // (size[0] * size[1]))
-    if groups is None:
-        bounds = [(0, pair_b.numel())]
-    else:
-        order = torch.argsort(groups[pair_b], stable=True)
-        pair_b, pair_u = pair_b[order], pair_u[order]
-        sizes = torch.unique_consecutive(groups[pair_b], return_counts=True)[1].tolist()
-        ends = list(itertools.accumulate(sizes))
-        bounds = list(zip([0, *ends[:-1]], ends))
-    for first, last in bounds:
-        for start in range(first, last, step):
-            pb, pu = pair_b[start : min(start + step, last)], pair_u[start : min(start + step, last)]
-            p_idx, s_idx = active_pixels(acts[pb, pu], thresholds[pu], size)
-            yield pb, pu, p_idx, s_idx
+    for start in range(0, pair_b.numel(), step):
+        pb, pu = pair_b[start : start + step], pair_u[start : start + step]
+        yield pb, pu, active_columns(acts[pb, pu], thresholds[pu], size)
 
 
-def label_hits(
-    groups: torch.Tensor, labels: torch.Tensor, num_groups: int, num_labels: int, weights: torch.Tensor | None = None
-) -> torch.Tensor:
-    """``(num_groups, num_labels)`` int64 counts: entry ``[g, l]`` adds, for every row ``i`` with ``groups[i] == g``,
-    the number of times ``l`` occurs in ``labels[i]`` ``(N, L)``, times ``weights[i]`` (integer-valued; default 1).
+class SegmentValues:
+    """A per-pixel tensor of a batch (``(B * sh * sw,)``, row-major per image) laid out segment by segment, so that
+    the values under a chunk's candidate pixels (:class:`benchmark.upsample.ActiveColumns`) are one row gather.
 
-    One ``bincount`` over ``group * num_labels + label``: the tally's counting step, shared by every pass that counts
-    the labels under a set of pixels (unit masks here, formula masks in :mod:`benchmark.explain`).
+    ``h`` is the height of the activation maps (the segments depend on it), ``size`` the output ``(sh, sw)``.
     """
-    keys = ((groups * num_labels)[:, None] + labels).flatten()
-    if weights is None:
-        return torch.bincount(keys, minlength=num_groups * num_labels).view(num_groups, num_labels)
-    w = weights.to(torch.float64)[:, None].expand(labels.shape).flatten()
-    counts = torch.bincount(keys, weights=w, minlength=num_groups * num_labels)
-    return counts.round().to(torch.int64).view(num_groups, num_labels)
+
+    def __init__(self, of_pixel: torch.Tensor, num_images: int, h: int, size: tuple[int, int]) -> None:
+        layout = segment_pixels(h, size, of_pixel.device)
+        self.segments = layout.shape[0]
+        self.rows = of_pixel.view(num_images, size[0] * size[1])[:, layout].view(-1, layout.shape[1])
+
+    def under(self, pb: torch.Tensor, columns: ActiveColumns) -> torch.Tensor:
+        """``(K, G)``: the values under each candidate of ``columns``, a chunk of the pairs with images ``pb``."""
+        return self.rows.index_select(0, pb[columns.maps] * self.segments + columns.segments)
 
 
 @dataclass
@@ -132,6 +130,8 @@ class TallyInput:
     image_labels: Sequence[Sequence[int]]  # per image: its image-level label numbers (scene, texture)
     folds: torch.Tensor | None = None  # (B,) int fold of each image in 0 .. folds - 1; None: all in fold 0
     train: torch.Tensor | None = None  # (B,) bool, the image is in the train split; None: none is
+    pixel_labels: PixelLabels | None = None  # label_maps grouped by label tuple (the batch's DataLoader worker
+    # computes it); None: grouped here
 
 
 class Tally:
@@ -208,19 +208,17 @@ class Tally:
         nl = self.num_labels
         sh, sw = maps.shape[2:]
         num_cats = len(self.categories)
-        flat_maps = maps.flatten(2)  # (B, L, S)
+        pixels = PixelLabels.of(maps) if batch.pixel_labels is None else batch.pixel_labels.to(self.device)
+        if pixels.table.numel() and not 0 <= int(pixels.table.min()) <= int(pixels.table.max()) < nl:
+            raise BrodenError(f"label maps hold label numbers outside 0..{nl - 1}")
+        width = pixels.counts.shape[1]
 
         img_b, img_l = self._image_label_entries(batch.image_labels)
-        # Pixels per (image, label), over all layers (a negative or too large label would land in another image's
-        # row: both are refused below).
-        keys = flat_maps + (torch.arange(nb, device=self.device) * nl)[:, None, None]
-        try:
-            per_image = torch.bincount(keys.flatten(), minlength=nb * nl)
-        except RuntimeError:
-            per_image = torch.zeros(0, dtype=torch.int64, device=self.device)
-        out_of_range = bool((flat_maps >= nl).any()) or bool((flat_maps < 0).any())
-        if per_image.numel() != nb * nl or out_of_range:
-            raise BrodenError(f"label maps hold label numbers outside 0..{nl - 1}")
+        # Pixels per (image, label), over all layers: each tuple's pixels, once per layer that carries the label.
+        per_image = torch.zeros(nb * nl, dtype=torch.int64, device=self.device)
+        tuple_image = torch.arange(nb, device=self.device)[:, None, None] * nl
+        per_image.index_add_(0, (tuple_image + pixels.table).flatten(),
+                             pixels.counts[:, :, None].expand(pixels.table.shape).flatten())
         per_image = per_image.view(nb, nl)
         per_image[:, 0] = 0  # label 0 (unlabeled) has no truth
         image_truth = torch.zeros_like(per_image).view(-1)
@@ -234,23 +232,32 @@ class Tally:
 
         counts = torch.zeros(nb, nu, dtype=torch.int64, device=self.device)  # active pixels per (image, unit)
         overlap = torch.zeros(nb, nu, num_cats + 1, dtype=torch.bool, device=self.device)  # lite gate
-        pixel_labels = flat_maps.transpose(1, 2).reshape(nb * sh * sw, -1)  # (B*S, L): one row per image pixel
         cat_column = self.label_cat + 1  # column of each pixel label's category; 0 = none (pixel label 0 too)
         cat_column[0] = 0
-        group = fold * 2 + train.long()  # each image's (fold, split) cell: a chunk's pairs share one
-        for pb, pu, p_idx, s_idx in active_pixel_chunks(acts, thr, (sh, sw), self.chunk_elements, groups=group):
-            counts[pb, pu] = torch.bincount(p_idx, minlength=pb.numel())
-            labels = pixel_labels.index_select(0, pb[p_idx] * (sh * sw) + s_idx)  # (nnz, L) labels under active pixels
-            hits = label_hits(pu[p_idx], labels, nu, nl)[:, 1:]  # label 0 lands in column 0, dropped
-            g = int(group[pb[0]])
-            self.intersection[:, 1:] += hits
-            self.fold_intersection[g // 2, :, 1:] += hits
-            if g % 2:
-                self.train_intersection[:, 1:] += hits
+        tuples = SegmentValues(pixels.of_pixel, nb, acts.shape[2], (sh, sw))
+        for pb, pu, columns in active_column_chunks(acts, thr, (sh, sw), self.chunk_elements):
+            # active pixels per (pair, tuple of its image): one bincount, the last bin taking the inactive ones; int32
+            # keys (pairs x width <= chunk_elements), as these are the tally's largest arrays and it is bound by
+            # memory traffic
+            keys = tuples.under(pb, columns)
+            if pb.numel() * width >= 2**31 - 1:  # only with a chunk_elements beyond int32
+                keys = keys.long()
+            keys.add_((columns.maps * width).to(torch.int32)[:, None]).masked_fill_(~columns.above, pb.numel() * width)
+            per_tuple = torch.bincount(keys.view(-1), minlength=pb.numel() * width + 1)[:-1].view(-1, width)
+            counts[pb, pu] = per_tuple.sum(dim=1)
+            pair, t = per_tuple.nonzero(as_tuple=True)
+            labels = pixels.table[pb[pair], t]  # (E, L): the labels of each (pair, tuple) ...
+            hits = per_tuple[pair, t][:, None].expand(labels.shape)  # ... and its active pixels
+            carried = labels > 0  # label 0 never counts
+            unit_label = (pu[pair] * nl)[:, None] + labels
+            image = pb[pair][:, None].expand(labels.shape)
+            cell, n = unit_label[carried], hits[carried]
+            self.intersection.view(-1).index_add_(0, cell, n)
+            self.fold_intersection.view(-1).index_add_(0, fold[image[carried]] * (nu * nl) + cell, n)
+            in_train = train[image[carried]]
+            self.train_intersection.view(-1).index_add_(0, cell[in_train], n[in_train])
             if self.compat == "netdissect-lite":
-                keys = (p_idx * (num_cats + 1))[:, None] + cat_column[labels]
-                seen = torch.bincount(keys.flatten(), minlength=pb.numel() * (num_cats + 1)) > 0
-                overlap[pb, pu] = seen.view(pb.numel(), num_cats + 1)
+                overlap[image, pu[pair][:, None].expand(labels.shape), cat_column[labels]] = True
 
         self.active += counts.sum(dim=0)
         # Image-level labels: all of the unit's active pixels in the image, as (image entry, unit) -> (unit, label).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -31,23 +32,61 @@ def upsample_maps(maps: torch.Tensor, size: tuple[int, int], mode: str = "biline
     return F.interpolate(maps.unsqueeze(1).float(), size=size, mode=mode, align_corners=False).squeeze(1)
 
 
+@dataclass
+class ActiveColumns:
+    """The candidate active pixels of a set of maps, as column segments of one cell each.
+
+    The output pixels of a cell's column form a *segment* (one column ``x``, the consecutive rows of one row piece
+    of the upsampling); segment ``s`` of an ``(sh, sw)`` output holds the pixels ``segment_pixels(h, (sh, sw))[s]``
+    (``y * sw + x``). ``maps[k]`` and ``segments[k]`` say which map and segment candidate ``k`` is, and
+    ``above[k, j]`` whether its ``j``-th pixel is above the map's threshold. Every active pixel is in exactly one
+    candidate, marked ``above``; padding positions of short pieces are never ``above``.
+    """
+
+    maps: torch.Tensor  # (K,) int64
+    segments: torch.Tensor  # (K,) int64
+    above: torch.Tensor  # (K, G) bool
+
+
 def active_pixels(
     maps: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The pixels where the bilinear upsampling of ``(P, h, w)`` maps is above per-map ``thresholds`` ``(P,)``.
 
     Returns ``(map index, pixel index = y * sw + x)`` of every active pixel: the same set as
-    ``(upsample_maps(maps, size) > thresholds).nonzero()`` (to float rounding), computed without upsampling whole
-    maps, in three narrowing steps:
+    ``(upsample_maps(maps, size) > thresholds).nonzero()`` (to float rounding), the compaction of
+    :func:`active_columns`.
+    """
+    columns = active_columns(maps, thresholds, size)
+    k, j = columns.above.nonzero(as_tuple=True)
+    return columns.maps[k], segment_pixels(maps.shape[1], size, maps.device)[columns.segments[k], j]
+
+
+def segment_pixels(h: int, size: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(segments, G)`` int64: the output pixels ``y * sw + x`` of each segment of an ``h``-row map upsampled to
+    ``size`` (:class:`ActiveColumns`; padding positions of short pieces point at row 0). Indexing a per-pixel
+    tensor with it lays the pixels out segment by segment."""
+    key = (h, tuple(size), str(device))
+    if key not in _SEGMENT_PIXELS:
+        rows = _pieces(h, size[0], torch.device(device))
+        columns = torch.arange(size[1], device=rows.index.device)
+        _SEGMENT_PIXELS[key] = (rows.index[:, None, :] * size[1] + columns[None, :, None]).flatten(0, 1)
+    return _SEGMENT_PIXELS[key]
+
+
+def active_columns(maps: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, int]) -> ActiveColumns:
+    """The active pixels of the bilinear upsampling of ``(P, h, w)`` maps against ``thresholds`` ``(P,)``, as
+    :class:`ActiveColumns`, computed without upsampling whole maps, in three narrowing steps:
 
     1. an upsampled pixel is a convex combination of the (up to) 2x2 feature values around it, so only cells
        whose corner maximum is above the threshold can hold active pixels (peaky maps have few);
     2. in such a cell, each output column is first interpolated along x in the cell's two feature rows (``top``,
        ``bottom``); its pixels are convex combinations of those two, so only columns where the larger of them is
-       above the threshold (less a margin of 2^-19 of it, far above float32's rounding) are kept;
-    3. only those columns' pixels are interpolated along y and compared with the threshold.
+       above the threshold (less a margin of 2^-19 of it, far above float32's rounding) are kept: these are the
+       segments;
+    3. the segments' pixels are interpolated along y and compared with the threshold (``above``).
 
-    Every pixel that steps 2 and 3 leave out is provably not above the threshold in float32, so the result is the
+    Every pixel that steps 1 and 2 leave out is provably not above the threshold in float32, so ``above`` is the
     same bit for bit as interpolating every pixel of every cell of step 1 with the same arithmetic
     (``top = left * (1 - wx) + right * wx``, then ``top * (1 - wy) + bottom * wy``).
     """
@@ -79,14 +118,11 @@ def active_pixels(
     cell_row = hr[kc]
     wy = rows.weight[cell_row]  # (K, G): weight of the second row
     values = top[kc, gx][:, None] * (1 - wy) + bottom[kc, gx][:, None] * wy
-    above = values > thresholds[hp[kc], None]
+    kp = hp[kc]
+    above = values > thresholds[kp, None]
     if rows.padded:
         above &= rows.valid[cell_row]
-    k, gy = above.nonzero(as_tuple=True)
-    kc = kc[k]
-    y = rows.index.reshape(-1)[cell_row[k] * rows.index.shape[1] + gy]
-    x = cols.index.reshape(-1)[hc[kc] * cols.index.shape[1] + gx[k]]
-    return hp[kc], y * size[1] + x
+    return ActiveColumns(kp, cell_row * size[1] + cols.index[hc[kc], gx], above)
 
 
 class _Pieces:
@@ -119,6 +155,7 @@ class _Pieces:
 
 
 _PIECES: dict[tuple[int, int, str], _Pieces] = {}
+_SEGMENT_PIXELS: dict[tuple[int, tuple[int, ...], str], torch.Tensor] = {}
 
 
 def _pieces(n_in: int, n_out: int, device: torch.device) -> _Pieces:

@@ -35,6 +35,66 @@ class Batch:
     label_maps: torch.Tensor | None = None  # (B, L, sh, sw) int32, layers of the selected pixel categories stacked
     image_labels: list[list[int]] | None = None  # per image: its image-level label numbers
     splits: list[str] | None = None  # per image: its split ("train" or "val"), decoded with the labels
+    pixel_labels: PixelLabels | None = None  # label_maps grouped by label tuple (for the tally)
+
+
+@dataclass
+class PixelLabels:
+    """The pixels of a batch of label maps grouped, image by image, by the labels they carry in each layer.
+
+    Image ``b``'s pixels carry ``T_b`` distinct label tuples (one label per layer, 0 = none); ``table[b, t]`` is the
+    ``t``-th of them (``t < T_b``; rows beyond are 0) and ``counts[b, t]`` its number of pixels (0 beyond ``T_b``).
+    ``of_pixel[b * sh * sw + y * sw + x]`` is the tuple index ``t`` of that pixel. A few dozen tuples per image
+    stand for its ``sh * sw`` pixels, so the tally counts tuples under a unit's active pixels, not labels.
+    """
+
+    table: torch.Tensor  # (B, T, L) int64, T = max_b T_b
+    counts: torch.Tensor  # (B, T) int64
+    of_pixel: torch.Tensor  # (B * sh * sw,) int32
+
+    def to(self, device: torch.device) -> PixelLabels:
+        return PixelLabels(self.table.to(device), self.counts.to(device), self.of_pixel.to(device))
+
+    @classmethod
+    def of(cls, label_maps: torch.Tensor) -> PixelLabels:
+        """Group the pixels of ``label_maps`` ``(B, L, sh, sw)`` (non-negative integers)."""
+        nb, layers = label_maps.shape[:2]
+        device = label_maps.device
+        columns = label_maps.to(torch.int64).flatten(2)  # (B, L, S)
+        size = columns.shape[2]
+        # One integer per pixel, equal for equal (image, tuple), increasing with the image: digits in base
+        # (max label + 1) behind the image number, renumbered densely whenever the next digit would overflow.
+        low, high = torch.aminmax(columns) if columns.numel() else (torch.tensor(0), torch.tensor(0))
+        if int(low) < 0:
+            raise BrodenError(f"label maps hold label numbers outside 0 (none) and the positive label numbers: "
+                             f"{int(low)}; rebuild the dataset's masks")
+        radix = int(high) + 1
+        key = torch.arange(nb, device=device)[:, None].expand(nb, size).reshape(-1)
+        bound = max(nb, 1)
+        for layer in range(layers):
+            if bound * radix >= 2**62:
+                key, bound = _renumbered(key)
+            key = key * radix + columns[:, layer].reshape(-1)
+            bound *= radix
+        _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
+        # each tuple's first pixel (unique's order follows the image number) gives its image and labels
+        first = torch.full((counts.numel(),), key.numel(), dtype=torch.int64, device=device)
+        first.scatter_reduce_(0, inverse, torch.arange(key.numel(), device=device), reduce="amin")
+        image = first // size
+        per_image = torch.bincount(image, minlength=nb)
+        local = torch.arange(counts.numel(), device=device) - (torch.cumsum(per_image, 0) - per_image)[image]
+        width = int(per_image.max()) if nb else 0
+        table = torch.zeros(nb, width, layers, dtype=torch.int64, device=device)
+        table[image, local] = columns[image, :, first % size]
+        tuple_counts = torch.zeros(nb, width, dtype=torch.int64, device=device)
+        tuple_counts[image, local] = counts
+        return cls(table, tuple_counts, local[inverse].to(torch.int32))
+
+
+def _renumbered(key: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``key`` replaced by dense numbers in the same order, and how many there are."""
+    distinct, dense = torch.unique(key, return_inverse=True)
+    return dense, max(distinct.numel(), 1)
 
 
 class ArrowRows:
@@ -149,6 +209,7 @@ class RowBatches(torch.utils.data.Dataset):
                 maps[j, offset : offset + layers.shape[0]] = layers
                 offset += depth[c]
         batch.label_maps = torch.from_numpy(maps)
+        batch.pixel_labels = PixelLabels.of(batch.label_maps)
         batch.image_labels = [[int(n) for c in self.image_level for n in s.image_labels[c]] for s in samples]
         batch.splits = [s.split for s in samples]
 

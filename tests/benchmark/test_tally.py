@@ -263,3 +263,49 @@ def test_image_level_categories_only() -> None:
     assert tally.truth[13] == tally.truth[14] == 16
     assert tally.intersection[0, 13] == tally.active[0] == tally.activation_by_category[0, 0] > 0
     assert tally.intersection[0, 14] == 0
+
+
+def test_pixel_labels_group_every_pixel_by_its_label_tuple() -> None:
+    """Each pixel's tuple holds its labels layer by layer; counts and padding are exact, also when the packed key
+    would overflow int64 (7 layers of labels up to 5000: renumbered on the way)."""
+    from benchmark.activations import PixelLabels
+
+    gen = torch.Generator().manual_seed(3)
+    maps = torch.randint(0, 3, (3, 7, 9, 11), generator=gen) * torch.randint(1, 5000, (3, 7, 1, 1), generator=gen)
+    maps[1] = 0  # an image with one tuple (all zero)
+    grouped = PixelLabels.of(maps.to(torch.int32))
+    flat = maps.flatten(2)  # (B, L, S)
+    of_pixel = grouped.of_pixel.long().view(3, -1)
+    for b in range(3):
+        assert torch.equal(grouped.table[b][of_pixel[b]].t(), flat[b])  # every pixel's labels, layer by layer
+        used = int(of_pixel[b].max()) + 1
+        assert torch.equal(grouped.counts[b, :used], torch.bincount(of_pixel[b], minlength=used))
+        assert int(grouped.counts[b, used:].sum()) == 0 and int(grouped.table[b, used:].abs().sum()) == 0
+        assert torch.unique(grouped.table[b, :used], dim=0).shape[0] == used  # distinct within the image
+    assert int((grouped.counts[1] > 0).sum()) == 1
+    with pytest.raises(BrodenError, match="outside"):
+        PixelLabels.of(-maps)
+
+
+@pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
+def test_fold_and_train_counts_are_the_tallies_of_those_images_alone(compat: str) -> None:
+    """Per-fold and train-split counts equal separate tallies of the fold's (train split's) images; label tuples
+    grouped beforehand (as the DataLoader workers do) give the same counts as grouped in the tally."""
+    from benchmark.activations import PixelLabels
+
+    rng = np.random.default_rng(11)
+    acts, maps, image_labels = random_batch(rng, 12, 6)
+    thresholds = torch.from_numpy(unit_thresholds([(acts, maps, image_labels)], 0.8))
+    fold = torch.tensor([0, 1, 2, 1, 0, 2, 2, 1, 0, 0, 1, 2])
+    train = torch.tensor([True, False] * 6)
+    tally = Tally(6, NUM_LABELS, CATS, PRIMARY, compat=compat, folds=3, chunk_elements=3 * 49)
+    a, m = torch.from_numpy(acts), torch.from_numpy(maps)
+    tally.add(TallyInput(a, m, image_labels, fold, train, PixelLabels.of(m)), thresholds)
+    assert tally.intersection.sum() > 0
+    for g, chosen in [(g, fold == g) for g in range(3)] + [(None, train)]:
+        alone = Tally(6, NUM_LABELS, CATS, PRIMARY, compat=compat, folds=3)
+        keep = chosen.nonzero().flatten().tolist()
+        alone.add(TallyInput(a[keep], m[keep], [image_labels[i] for i in keep]), thresholds)
+        prefix, index = ("fold_", g) if g is not None else ("train_", ...)
+        for name in ("intersection", "truth", "activation_by_category"):
+            assert torch.equal(getattr(tally, prefix + name)[index], getattr(alone, name)), (g, name)
