@@ -78,10 +78,10 @@ def thresholds_of(batches, units: int) -> torch.Tensor:
     return quantile.thresholds()
 
 
-def tally_of(batches, units: int, primary, thresholds: torch.Tensor) -> Tally:
+def tally_of(batches, units: int, primary, thresholds: torch.Tensor, threads: int = 1) -> Tally:
     tally = Tally(units, NUM_LABELS, CATEGORIES, primary)
     for acts, maps, image_labels in batches:
-        tally.add(TallyInput(torch.from_numpy(acts), torch.from_numpy(maps), image_labels), thresholds)
+        tally.add(TallyInput(torch.from_numpy(acts), torch.from_numpy(maps), image_labels), thresholds, threads)
     return tally
 
 
@@ -118,11 +118,11 @@ def contention(images: int, units: int, seed: int, rounds: int = 3) -> None:
         thresholds = thresholds_of(batches, units)
         alone, loaded = [], []
         for _ in range(rounds):
-            alone.append(timed(tally_of, batches, units, primary, thresholds)[1])
+            alone.append(timed(tally_of, batches, units, primary, thresholds, budget.tally_threads)[1])
             rival = subprocess.Popen([sys.executable, "-c", "while True: pass"])
             try:
                 time.sleep(0.2)  # let it get scheduled
-                loaded.append(timed(tally_of, batches, units, primary, thresholds)[1])
+                loaded.append(timed(tally_of, batches, units, primary, thresholds, budget.tally_threads)[1])
             finally:
                 rival.kill()
                 rival.wait()
@@ -139,10 +139,10 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads for the check (default: a score run's tally threads)")
+                        help="torch intra-op threads for the check (default: 1, as a score run's tally)")
     args = parser.parse_args()
     tune_allocator()  # as a score run does
-    torch.set_num_threads(args.threads or plan_threads(None, None, "cpu").tally_threads)
+    torch.set_num_threads(args.threads or 1)
     batches, primary = make_inputs(args.images, args.units, args.seed)
     thresholds = thresholds_of(batches, args.units)
     tally, vectorised_s, _ = timed(tally_of, batches, args.units, primary, thresholds)

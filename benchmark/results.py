@@ -33,7 +33,8 @@ SUMMARY_SCHEMA_VERSION = "broden-results/1"
 SCHEMA_FILES = {"broden-results/1": "results-v1.json", "broden-results/2": "results-v2.json"}
 #: Results larger than this are refused before parsing (a 2048-unit layer with top images is about 3 MB).
 MAX_RESULTS_BYTES = 64 * 1024 * 1024
-#: Units per layer that ``write_results(..., check_every_unit=False)`` validates.
+#: Items of each list inside a layer (units, bootstrap replicates) that ``write_results(..., check_every_unit=False)``
+#: validates.
 UNITS_CHECKED_ON_WRITE = 16
 RESULTS_SCHEMA_FILE = SCHEMA_FILES[SCHEMA_VERSION]
 #: ``benchmark explain`` writes its formulas beside the results, in a file of its own schema.
@@ -241,11 +242,21 @@ def write_results(path: str | os.PathLike[str], obj: dict[str, Any], *, check_ev
     """Validate ``obj`` and write it atomically as compact JSON; an invalid object never reaches the disk.
 
     ``check_every_unit=False`` is for producers whose unit objects are already known to conform (the scorer's come
-    from ``scoring.score_units``, tested against the schema; the importer validates its own): every field of the
-    document is checked but only the first units of each layer, because validating every unit of a wide layer costs
-    more than tallying a small dataset. Readers always check everything.
+    from ``scoring.score_units``, the replicates from ``bootstrap``, both tested against the schema; the importer
+    validates its own): every field of the document is checked, but of each list inside a layer (its units, each
+    statistic's bootstrap replicates) only the first :data:`UNITS_CHECKED_ON_WRITE` items, because validating every
+    unit and replicate of a wide layer costs more than tallying a small dataset. Readers always check everything.
     """
     return write_json(path, obj, RESULTS_SCHEMA_FILE, check_every_unit=check_every_unit)
+
+
+def _first_items(value: Any, keep: int) -> Any:
+    """``value`` with every list inside it cut to its first ``keep`` items (a copy of the containers only)."""
+    if isinstance(value, list):
+        return [_first_items(item, keep) for item in value[:keep]]
+    if isinstance(value, dict):
+        return {key: _first_items(item, keep) for key, item in value.items()}
+    return value
 
 
 def write_json(path: str | os.PathLike[str], obj: dict[str, Any], schema_file: str, *,
@@ -255,8 +266,7 @@ def write_json(path: str | os.PathLike[str], obj: dict[str, Any], schema_file: s
     if check_every_unit:
         validate_document(obj, schema_file, str(path))
     else:
-        layers = [{**layer, "units": layer["units"][:UNITS_CHECKED_ON_WRITE]} if "units" in layer else layer
-                  for layer in obj.get("layers", [])]
+        layers = [_first_items(layer, UNITS_CHECKED_ON_WRITE) for layer in obj.get("layers", [])]
         validate_document({**obj, "layers": layers}, schema_file, str(path))
     atomic.write_text(path, json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
     return Path(path)

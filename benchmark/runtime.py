@@ -77,8 +77,9 @@ def worker_init(_worker_id: int) -> None:
 @dataclass(frozen=True)
 class ThreadBudget:
     """How a run uses the CPUs it may: ``threads`` torch intra-op threads plus ``workers`` DataLoader processes
-    for the forward pass; the tally on ``tally_threads`` torch threads while ``tally_workers`` processes decode
-    the masks of the next batches (pass 2 without a forward pass)."""
+    for the forward pass; the tally on ``tally_threads`` Python threads (each running torch on one intra-op
+    thread) while ``tally_workers`` processes decode the masks of the next batches (pass 2 without a forward
+    pass)."""
 
     cpus: int  # CPUs this process may use (its affinity mask)
     threads: int
@@ -99,8 +100,9 @@ class ThreadBudget:
 
     @contextmanager
     def tallying(self) -> Iterator[None]:
-        """Torch's intra-op threads set to ``tally_threads`` inside the block, back to ``threads`` after it."""
-        torch.set_num_threads(self.tally_threads)
+        """Torch on one intra-op thread inside the block (the tally's threads are its own: ``Tally.add(...,
+        threads=tally_threads)``), back to ``threads`` after it."""
+        torch.set_num_threads(1)
         try:
             yield
         finally:
@@ -131,19 +133,26 @@ def plan_threads(threads: int | None, workers: int | None, device: str, cpus: in
     compute (2 CPUs: 2 threads, no workers); on an accelerator decoding is the bottleneck, so every CPU but one
     decodes (at most 8) and the main process keeps one thread.
 
-    The tally runs on one torch thread whatever ``threads`` is: its operations are small (well under a
-    millisecond), so intra-op threads mostly wait for each other at barriers, and on a loaded machine a
-    descheduled thread stalls the rest (2000 x 512 tally on 2 CPUs under load: 1.1-1.7 s on one thread, 18-31 s
-    on two). Its parallelism comes from ``tally_workers`` decoding masks alongside it (``--workers``, else every
-    other CPU, at most 8); ``--threads`` given, it is used for the tally too.
+    The tally runs on one torch intra-op thread: its operations are small (well under a millisecond), so intra-op
+    threads mostly wait for each other at barriers, and on a loaded machine a descheduled thread stalls the rest
+    (2000 x 512 tally on 2 CPUs under load: 1.1-1.7 s on one thread, 18-31 s on two). Its parallelism is coarse
+    instead: ``tally_threads`` Python threads count whole chunks of (image, unit) pairs side by side (half the
+    CPUs, at most 8; ``--threads`` given, that many), while ``tally_workers`` processes decode and group the masks
+    of the next batches (``--workers``, else the other CPUs, at least one where there are two, at most 8). Half and
+    half because both sides cost about the same per image: on 2 CPUs, MobileNetV2 ``features.18`` (1280 units)
+    tallied 11% faster on two threads, but 512 units (``bench/full_scale.py``) waited on the one worker.
     """
     cpus = cpus_per_process() if cpus is None else max(1, int(cpus))
     if threads is not None and threads < 1:
         raise BrodenError(f"--threads {threads}: must be at least 1")
     if workers is not None and workers < 0:
         raise BrodenError(f"--workers {workers}: give 0 (decode in this process) or more")
-    tally_threads = 1 if threads is None else int(threads)
-    tally_workers = min(8, max(0, cpus - tally_threads)) if workers is None else int(workers)
+    if threads is None:
+        tally_threads = max(1, min(8, cpus // 2))
+        tally_workers = (min(8, max(1, cpus - tally_threads)) if cpus > 1 else 0) if workers is None else int(workers)
+    else:
+        tally_threads = int(threads)
+        tally_workers = min(8, max(0, cpus - tally_threads)) if workers is None else int(workers)
     if workers is None:
         if device == "cpu" or device.startswith("cpu:"):
             workers = min(4, cpus // 4)

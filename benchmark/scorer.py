@@ -419,7 +419,7 @@ class _Run:
                     a = self.cache.read(name, batch.start, batch.end).to(self.device) if self.cache is not None else acts[name]
                     self.tallies[name].add(TallyInput(a.float(), maps, batch.image_labels, folds, train,
                                                       batch.pixel_labels),
-                                           self.thresholds[name])
+                                           self.thresholds[name], threads=self.budget.tally_threads)
             self.row = batch.end
             if self._checkpoint_due():
                 self.timings["tally_s"] += time.perf_counter() - t0

@@ -59,6 +59,7 @@ than a rule, and is not reproduced: such images gate only their image-level cate
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -84,6 +85,17 @@ COUNT_TENSORS = (
 DEFAULT_CHUNK_ELEMENTS = 2**21
 
 
+def pair_chunks(
+    acts: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, int], chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The (image, unit) pairs of ``acts`` ``(B, U, h, w)`` whose raw maximum is above their unit's threshold (only
+    they can have active pixels: bilinear upsampling never exceeds the maximum), as ``(pb, pu)`` index chunks of at
+    most ``chunk_elements // (sh * sw)`` pairs."""
+    pair_b, pair_u = (acts.amax(dim=(2, 3)) > thresholds).nonzero(as_tuple=True)
+    step = max(1, int(chunk_elements) // (size[0] * size[1]))
+    return [(pair_b[i : i + step], pair_u[i : i + step]) for i in range(0, pair_b.numel(), step)]
+
+
 def active_column_chunks(
     acts: torch.Tensor,
     thresholds: torch.Tensor,
@@ -92,15 +104,11 @@ def active_column_chunks(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, ActiveColumns]]:
     """The active pixels of ``acts`` ``(B, U, h, w)`` upsampled to ``size`` against per-unit ``thresholds`` ``(U,)``.
 
-    Yields, per chunk of (image, unit) pairs, ``(pb, pu, columns)``: the chunk's image and unit indices ``(P,)``
+    Yields, per chunk of :func:`pair_chunks`, ``(pb, pu, columns)``: the chunk's image and unit indices ``(P,)``
     and its active pixels as :func:`benchmark.upsample.active_columns` gives them (``columns.maps`` indexes the
-    chunk's pairs). Only pairs whose raw maximum is above the threshold are visited (bilinear upsampling never
-    exceeds it); a chunk holds at most ``chunk_elements // (sh * sw)`` pairs.
+    chunk's pairs).
     """
-    pair_b, pair_u = (acts.amax(dim=(2, 3)) > thresholds).nonzero(as_tuple=True)
-    step = max(1, int(chunk_elements) // (size[0] * size[1]))
-    for start in range(0, pair_b.numel(), step):
-        pb, pu = pair_b[start : start + step], pair_u[start : start + step]
+    for pb, pu in pair_chunks(acts, thresholds, size, chunk_elements):
         yield pb, pu, active_columns(acts[pb, pu], thresholds[pu], size)
 
 
@@ -119,6 +127,16 @@ class SegmentValues:
     def under(self, pb: torch.Tensor, columns: ActiveColumns) -> torch.Tensor:
         """``(K, G)``: the values under each candidate of ``columns``, a chunk of the pairs with images ``pb``."""
         return self.rows.index_select(0, pb[columns.maps] * self.segments + columns.segments)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """One pool per size for the life of the process (a score run tallies hundreds of batches)."""
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="tally")
+    return _POOLS[threads]
 
 
 @dataclass
@@ -200,8 +218,15 @@ class Tally:
             setattr(self, name, torch.zeros(shape, dtype=torch.int64, device=self.device))
 
     # -- accumulation ------------------------------------------------------------------------------------------------
-    def add(self, batch: TallyInput, thresholds: torch.Tensor) -> None:
-        """Count one batch of images against per-unit ``thresholds`` (``(U,)``)."""
+    def add(self, batch: TallyInput, thresholds: torch.Tensor, threads: int = 1) -> None:
+        """Count one batch of images against per-unit ``thresholds`` (``(U,)``).
+
+        ``threads`` > 1: chunks of pairs are counted by that many Python threads side by side (torch releases the
+        interpreter lock inside its operations). Run them with one torch intra-op thread each
+        (:meth:`benchmark.runtime.ThreadBudget.tallying`): chunks are coarse enough that a thread descheduled on
+        a loaded machine delays only its own chunk, where intra-op threads wait for each other at every small
+        operation.
+        """
         acts, maps, fold, train = self._check(batch, thresholds)
         thr = thresholds.to(self.device, torch.float32)
         nb, nu = acts.shape[:2]
@@ -235,29 +260,42 @@ class Tally:
         cat_column = self.label_cat + 1  # column of each pixel label's category; 0 = none (pixel label 0 too)
         cat_column[0] = 0
         tuples = SegmentValues(pixels.of_pixel, nb, acts.shape[2], (sh, sw))
-        for pb, pu, columns in active_column_chunks(acts, thr, (sh, sw), self.chunk_elements):
-            # active pixels per (pair, tuple of its image): one bincount, the last bin taking the inactive ones; int32
-            # keys (pairs x width <= chunk_elements), as these are the tally's largest arrays and it is bound by
-            # memory traffic
+
+        def count(chunk: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+            """One chunk of pairs: its active pixels per pair, and per (pair, tuple, layer) with a label and
+            active pixels the (unit, label) cell, the pixels and the image (only tensors of its own: threads run
+            this side by side)."""
+            pb, pu = chunk
+            columns = active_columns(acts[pb, pu], thr[pu], (sh, sw))
+            # active pixels per (pair, tuple of its image): one bincount, the last bin taking the inactive ones;
+            # int32 keys (pairs x width <= chunk_elements): these are the tally's largest arrays, and it is bound
+            # by memory traffic
             keys = tuples.under(pb, columns)
             if pb.numel() * width >= 2**31 - 1:  # only with a chunk_elements beyond int32
                 keys = keys.long()
-            keys.add_((columns.maps * width).to(torch.int32)[:, None]).masked_fill_(~columns.above, pb.numel() * width)
+            keys.add_((columns.maps * width).to(keys.dtype)[:, None]).masked_fill_(~columns.above, pb.numel() * width)
             per_tuple = torch.bincount(keys.view(-1), minlength=pb.numel() * width + 1)[:-1].view(-1, width)
-            counts[pb, pu] = per_tuple.sum(dim=1)
             pair, t = per_tuple.nonzero(as_tuple=True)
             labels = pixels.table[pb[pair], t]  # (E, L): the labels of each (pair, tuple) ...
-            hits = per_tuple[pair, t][:, None].expand(labels.shape)  # ... and its active pixels
             carried = labels > 0  # label 0 never counts
-            unit_label = (pu[pair] * nl)[:, None] + labels
+            hits = per_tuple[pair, t][:, None].expand(labels.shape)[carried]  # ... and its active pixels
+            cell = ((pu[pair] * nl)[:, None] + labels)[carried]
             image = pb[pair][:, None].expand(labels.shape)
-            cell, n = unit_label[carried], hits[carried]
-            self.intersection.view(-1).index_add_(0, cell, n)
-            self.fold_intersection.view(-1).index_add_(0, fold[image[carried]] * (nu * nl) + cell, n)
-            in_train = train[image[carried]]
-            self.train_intersection.view(-1).index_add_(0, cell[in_train], n[in_train])
+            lite = ((image, pu[pair][:, None].expand(labels.shape), cat_column[labels])
+                    if self.compat == "netdissect-lite" else None)
+            return pb, pu, per_tuple.sum(dim=1), cell, hits, image[carried], lite
+
+        chunks = pair_chunks(acts, thr, (sh, sw), self.chunk_elements)
+        pool = _pool(threads) if threads > 1 and len(chunks) > 1 else None
+        # integer sums, added here in chunk order: the same counts whatever the threads
+        for pb, pu, active, cell, hits, image, lite in (pool.map(count, chunks) if pool else map(count, chunks)):
+            counts[pb, pu] = active
+            self.intersection.view(-1).index_add_(0, cell, hits)
+            self.fold_intersection.view(-1).index_add_(0, fold[image] * (nu * nl) + cell, hits)
+            in_train = train[image]
+            self.train_intersection.view(-1).index_add_(0, cell[in_train], hits[in_train])
             if self.compat == "netdissect-lite":
-                overlap[image, pu[pair][:, None].expand(labels.shape), cat_column[labels]] = True
+                overlap[lite] = True
 
         self.active += counts.sum(dim=0)
         # Image-level labels: all of the unit's active pixels in the image, as (image entry, unit) -> (unit, label).

@@ -19,10 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("threads", "workers", "device", "cpus", "expected"),
     [  # expected: threads, workers, tally threads, tally workers
-        (None, None, "cpu", 2, (2, 0, 1, 1)),  # the forward pass gets every CPU; one worker decodes for the tally
-        (None, None, "cpu", 16, (12, 4, 1, 8)),  # a quarter decodes, at most 4 (8 for the tally)
+        (None, None, "cpu", 2, (2, 0, 1, 1)),  # the forward pass gets every CPU; the tally one, one worker decodes
+        (None, None, "cpu", 16, (12, 4, 8, 8)),  # a quarter decodes, at most 4 (the tally: 8 threads, 8 workers)
         (None, None, "cpu", 1, (1, 0, 1, 0)),
-        (None, None, "cuda", 16, (8, 8, 1, 8)),  # decoding feeds the accelerator
+        (None, None, "cuda", 16, (8, 8, 8, 8)),  # decoding feeds the accelerator
         (None, None, "cuda:1", 1, (1, 0, 1, 0)),
         (None, 1, "cpu", 2, (1, 1, 1, 1)),  # --workers given: threads fill the rest
         (None, 4, "cpu", 2, (1, 4, 1, 4)),  # more workers than CPUs: as asked, one thread
@@ -68,8 +68,8 @@ def test_applied_sets_and_restores_torch_threads() -> None:
     budget = ThreadBudget(cpus=2, threads=other, workers=0, tally_threads=3, tally_workers=1)
     with budget.applied():
         assert torch.get_num_threads() == other
-        with budget.tallying():
-            assert torch.get_num_threads() == 3
+        with budget.tallying():  # the tally's threads are its own, each on one torch thread
+            assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == other
     assert torch.get_num_threads() == before
 

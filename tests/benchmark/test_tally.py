@@ -309,3 +309,20 @@ def test_fold_and_train_counts_are_the_tallies_of_those_images_alone(compat: str
         prefix, index = ("fold_", g) if g is not None else ("train_", ...)
         for name in ("intersection", "truth", "activation_by_category"):
             assert torch.equal(getattr(tally, prefix + name)[index], getattr(alone, name)), (g, name)
+
+
+@pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
+def test_threads_give_the_same_counts(compat: str) -> None:
+    """Chunks counted by several threads side by side (one torch thread each) add up to the one-thread counts."""
+    rng = np.random.default_rng(13)
+    batches = [random_batch(rng, 7, 9) for _ in range(3)]
+    thresholds = torch.from_numpy(unit_thresholds(batches, 0.7))
+    tallies = []
+    for threads in (1, 3):
+        tally = Tally(9, NUM_LABELS, CATS, PRIMARY, compat=compat, chunk_elements=2 * 49)  # many chunks
+        for acts, maps, image_labels in batches:
+            tally.add(TallyInput(torch.from_numpy(acts), torch.from_numpy(maps), image_labels), thresholds, threads)
+        tallies.append(tally)
+    assert tallies[0].intersection.sum() > 0
+    for name, value in tallies[0].counts().items():
+        assert torch.equal(value, tallies[1].counts()[name]), name
