@@ -327,7 +327,9 @@ class _Run:
             limit = _exact_limit(n, shape)
             switch = (sketch_switch_row(n, shape[1] * shape[2], self.settings.batch_size, limit)
                       if g.distributed else None)
-            return ShardQuantile(shape[0], self.settings.quantile, exact_limit=limit, switch_row=switch, device=dev)
+            total = n * shape[1] * shape[2]
+            return ShardQuantile(shape[0], self.settings.quantile, exact_limit=limit, switch_row=switch, device=dev,
+                                 stream_total=total if total <= limit else None)
 
         self.quant = {
             name: ShardQuantile.from_state_dict(state["quantiles"][name], device=dev) if "quantiles" in state

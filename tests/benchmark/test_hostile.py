@@ -376,6 +376,24 @@ def test_score_refuses_a_damaged_dataset(tiny_file, tmp_path, capsys, case, expe
         assert not out.exists()
 
 
+@pytest.mark.parametrize("case", ["rle-larger-than-mask", "layer-out-of-range", "mixed-seg-sizes"])
+def test_preflight_in_workers_finds_what_it_finds_in_process(tmp_path, monkeypatch, case) -> None:
+    """Large datasets are checked by worker processes, span by span: the same first violation and count."""
+    import broden.validate
+    from broden.dataset import load, write_dataset
+    from broden.errors import BrodenError
+
+    rows, table = _damaged_rows(case)
+    ds = load(write_dataset(tmp_path / "ds", rows, table).path)
+    monkeypatch.setattr(broden.validate, "PREFLIGHT_SPAN", 2)  # several tasks for a handful of rows
+    messages = []
+    for workers in (1, 2):
+        with pytest.raises(BrodenError) as err:
+            broden.validate.preflight(ds, workers=workers)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1] and "broden validate" in messages[0]
+
+
 @pytest.mark.parametrize("case, expected", [
     ("list", "not a JSON object"),
     ("no-fingerprint", "has no fingerprint"),

@@ -53,6 +53,28 @@ def test_exact_top_k_filter_with_small_limit(order: str) -> None:
     np.testing.assert_allclose(tq.thresholds().numpy(), reference(values, 0.005), rtol=1e-6)
 
 
+@pytest.mark.parametrize("n", [1, 2, 199, 20000])
+@pytest.mark.parametrize("quantile", [0.005, 0.5])
+def test_known_stream_total_keeps_half_and_stays_exact(n: int, quantile: float) -> None:
+    """stream_total announced: no margin for a sketch (K = ceil(q * n) + 2), the same exact thresholds, merged
+    parts included; a value beyond the announced total is refused."""
+    rng = np.random.default_rng(n)
+    values = relu_lognormal(rng, n, 3)
+    tq = stream(values, quantile, chunks=min(n, 97), exact_limit=n, stream_total=n)
+    assert tq._capacity == int(np.ceil(quantile * n)) + 2
+    np.testing.assert_allclose(tq.thresholds().numpy(), reference(values, quantile), rtol=1e-6)
+    half = n // 2
+    first, second = (stream(part, quantile, chunks=1, exact_limit=n, stream_total=n)
+                     for part in (values[:half], values[half:]) if len(part)) if half else (tq, None)
+    if second is not None:
+        first.merge(second)
+        np.testing.assert_allclose(first.thresholds().numpy(), reference(values, quantile), rtol=1e-6)
+    with pytest.raises(BrodenError, match="announced"):
+        tq.add(torch.ones(1, 3))
+    with pytest.raises(BrodenError, match="stream_total"):
+        TopQuantile(3, quantile, exact_limit=10, stream_total=11)
+
+
 def test_maps_batches_and_merge_equal_one_pass() -> None:
     rng = np.random.default_rng(2)
     maps = rng.standard_normal((30, 5, 4, 4)).astype(np.float32)
