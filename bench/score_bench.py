@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_dataset_argument, sample_dataset
+from _common import add_dataset_argument, peak_rss_mb, sample_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "examples" / "mobilenet_v2.py"
@@ -99,7 +99,7 @@ def _child(args: argparse.Namespace) -> None:
         seconds = _forward_only(Path(args.data), args.batch_size, args.workers, args.device, args.child == "forward")
     usage, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = usage.ru_utime + usage.ru_stime + workers.ru_utime + workers.ru_stime  # start-up included
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "sys_s": usage.ru_stime,
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "sys_s": usage.ru_stime,
                       "cpu_s": cpu}))
 
 

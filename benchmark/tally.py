@@ -382,7 +382,7 @@ class Tally:
                               f"and thresholds {tuple(thresholds.shape)}")
         if len(batch.image_labels) != acts.shape[0]:
             raise BrodenError("tally batch: image_labels must hold one list per image")
-        maps = maps.to(self.device, torch.int64)
+        maps = maps.to(self.device)  # integers; only grouped (PixelLabels.of) when the batch brings no grouping
         nb = acts.shape[0]
         fold = torch.zeros(nb, dtype=torch.int64) if batch.folds is None else batch.folds.to(torch.int64)
         train = torch.zeros(nb, dtype=torch.bool) if batch.train is None else batch.train.to(torch.bool)
