@@ -44,7 +44,7 @@ from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT, IOU_THRESHOLD, QUAN
 from benchmark.quantile import ShardQuantile, sketch_switch_row
 from benchmark.results import SCHEMA_VERSION, parse_json_strict, write_results
 from benchmark.rotation import RotatedProducer, Rotation
-from benchmark.runtime import ThreadBudget, plan_threads, tune_allocator
+from benchmark.runtime import ThreadBudget, cyclic_gc_paused, plan_threads, tune_allocator
 from benchmark.scoring import held_out_units, score_units
 from benchmark.summary import summarize_layer
 from benchmark.tally import Tally, TallyInput
@@ -279,10 +279,11 @@ class _Run:
         self.timings["total_s"] += time.perf_counter() - self.started
         results = None
         if self.group.rank == 0:
-            results = self._results()
-            self.out.mkdir(parents=True, exist_ok=True)
-            self._write_top_maps(self.out / TOP_MAPS_FILE)
-            write_results(results_path, results, check_every_unit=False)
+            with cyclic_gc_paused():
+                results = self._results()
+                self.out.mkdir(parents=True, exist_ok=True)
+                self._write_top_maps(self.out / TOP_MAPS_FILE)
+                write_results(results_path, results, check_every_unit=False)
             if not self.settings.keep_cache:
                 self.ckpt.remove()
         self.group.barrier()  # every rank ends with the outputs written, and the ranks leave the group together

@@ -131,7 +131,8 @@ class RowBatches(torch.utils.data.Dataset):
 
     ``preprocess`` given: images are decoded and preprocessed. ``categories`` given: label maps of its pixel
     categories are decoded and stacked (each category gets as many layers as its deepest image in the batch;
-    missing layers are zeros) and each image's image-level label numbers listed.
+    missing layers are zeros), their pixels grouped by label tuple for the tally (:class:`PixelLabels`, here in the
+    DataLoader worker rather than in the tally's thread), and each image's image-level label numbers listed.
     """
 
     def __init__(

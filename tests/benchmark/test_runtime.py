@@ -102,3 +102,22 @@ def test_tuned_allocator_keeps_large_freed_blocks_for_reuse() -> None:
     assert held >= 60 and after_free < 8  # glibc's default: the block goes back to the kernel on free
     held, after_free = resident("tuned")
     assert held >= 60 and after_free >= 60  # tuned: kept, so the next batch reuses it without page faults
+
+
+def test_cyclic_gc_pause_restores_the_collector() -> None:
+    import gc
+
+    from benchmark.runtime import cyclic_gc_paused
+
+    assert gc.isenabled()
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+        gc.disable()  # a caller that had it off keeps it off
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
