@@ -10,11 +10,13 @@ Prints ``name: value`` lines (every timed run in its own fresh process, with the
   score_over_forward_ratio       wall time of a full score run (MobileNetV2 features.18 on the 240-image sample)
                                  over bare forward passes on the same images with the same data loading (<= 1.3)
   score_over_forward_ratio_n2000 the same on 2,000 images (the sample's rows repeated with distinct ids; <= 1.15);
-                                 ``score_over_forward_cpu_ratio*``: the same in CPU seconds
+                                 both are medians of ``--rounds`` alternating pairs of runs (``..._range``: their
+                                 spread); ``score_over_forward_cpu_ratio*``: the same in CPU seconds
   peak_rss_mb_n500, _n2000       peak resident memory of the main process of a score run on 500 / 2,000 images;
                                  about equal: memory must not grow with the number of images
 
     python bench/score_bench.py [--dataset PATH] [--workers N] [--batch-size N] [--device cpu] [--sizes 500,2000]
+                                [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,6 +124,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sizes", default="500,2000", help="image counts for the peak-RSS runs (\"\" skips them); "
                         "at 2000 the score/forward ratio is measured too")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating forward/score pairs per ratio")
     parser.add_argument("--child", choices=("score", "forward", "plain-forward"), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -136,9 +140,8 @@ def main() -> None:
         scorer = _run_child("forward", sample, work / "f", args)
         tuned = _run_child("plain-forward", sample, work / "f", args, TUNED_ENV)
         untuned = _run_child("plain-forward", sample, work / "f", args)
-        score = _run_child("score", sample, work / "out", args)
-        print(f"forward_s: {scorer['seconds']:.2f}")
-        print(f"forward_sys_s: {scorer['sys_s']:.2f}")
+        print(f"scorer_forward_s: {scorer['seconds']:.2f}")
+        print(f"scorer_forward_sys_s: {scorer['sys_s']:.2f}")
         print(f"tuned_forward_s: {tuned['seconds']:.2f}")
         print(f"untuned_forward_s: {untuned['seconds']:.2f}")
         print(f"untuned_forward_sys_s: {untuned['sys_s']:.2f}")
@@ -147,20 +150,34 @@ def main() -> None:
         print(f"forward_over_tuned_forward: {scorer['cpu_s'] / tuned['cpu_s']:.3f}")
         print(f"forward_untuned_over_tuned: {untuned['cpu_s'] / tuned['cpu_s']:.3f}")
         print(f"forward_over_tuned_forward_wall: {scorer['seconds'] / tuned['seconds']:.3f}")
-        print(f"score_s: {score['seconds']:.2f}")
-        print(f"score_over_forward_ratio: {score['seconds'] / scorer['seconds']:.3f}")
-        print(f"score_over_forward_cpu_ratio: {score['cpu_s'] / scorer['cpu_s']:.3f}")
+        _ratio("", sample, work, args)
         for n in (int(s) for s in args.sizes.split(",") if s.strip()):
             data = _repeated(sample, n, work / f"x{n}")
-            report = _run_child("score", data, work / f"out{n}", args)
-            print(f"score_s_n{n}: {report['seconds']:.2f}")
-            print(f"peak_rss_mb_n{n}: {report['peak_rss_mb']:.0f}")
             if n == 2000:
-                forward = _run_child("forward", data, work / "f", args)
-                print(f"forward_s_n{n}: {forward['seconds']:.2f}")
-                print(f"score_over_forward_ratio_n{n}: {report['seconds'] / forward['seconds']:.3f}")
-                print(f"score_over_forward_cpu_ratio_n{n}: {report['cpu_s'] / forward['cpu_s']:.3f}")
+                score = _ratio(f"_n{n}", data, work, args)
+            else:
+                score = _run_child("score", data, work / f"out{n}", args)
+                print(f"score_s_n{n}: {score['seconds']:.2f}")
+            print(f"peak_rss_mb_n{n}: {score['peak_rss_mb']:.0f}")
 
+
+def _ratio(suffix: str, data: Path, work: Path, args: argparse.Namespace) -> dict:
+    """``score_over_forward_ratio{suffix}``: a score run over a bare forward pass on ``data``, in ``--rounds``
+    alternating pairs of fresh processes; the median of the pairs' ratios (the speed of a shared machine drifts
+    between runs minutes apart), with their range. Returns the last score run's measurement."""
+    pairs = []
+    for _ in range(args.rounds):
+        forward = _run_child("forward", data, work / "f", args)
+        score = _run_child("score", data, work / f"out{suffix}", args)
+        pairs.append((forward, score))
+    wall = sorted(s["seconds"] / f["seconds"] for f, s in pairs)
+    cpu = sorted(s["cpu_s"] / f["cpu_s"] for f, s in pairs)
+    print(f"forward_s{suffix}: {statistics.median(f['seconds'] for f, _ in pairs):.2f}")
+    print(f"score_s{suffix}: {statistics.median(s['seconds'] for _, s in pairs):.2f}")
+    print(f"score_over_forward_ratio{suffix}: {statistics.median(wall):.3f}")
+    print(f"score_over_forward_ratio{suffix}_range: {wall[0]:.3f}-{wall[-1]:.3f}")
+    print(f"score_over_forward_cpu_ratio{suffix}: {statistics.median(cpu):.3f}")
+    return pairs[-1][1]
 
 if __name__ == "__main__":
     main()
