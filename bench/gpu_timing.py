@@ -54,7 +54,8 @@ def main() -> int:
         model = LoadedModel(name="resnet18-random", source="file", module=resnet18(), layers=["layer4"])
         t0 = time.perf_counter()
         outcome = score_model(model, ds, Path(tmp) / "out",
-                              Settings(device=args.device, batch_size=args.batch_size, force=True))
+                              Settings(device=args.device, batch_size=args.batch_size, force=True,
+                                       preflight_workers=budget.cpus))  # a guarded entry point, as the command
         score_s = time.perf_counter() - t0
         t = outcome.results["timings"]
         pass1 = t["forward_s"] + t["threshold_s"]

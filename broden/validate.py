@@ -403,21 +403,24 @@ def validate(path: str | Path, *, workers: int | None = None) -> ValidationRepor
     return report
 
 
-#: Rows from which preflight checks in worker processes: below, starting them costs more than it saves (a 20,000
-#: row check takes about 5 s on one core); they also keep the mask bytes out of the scorer's memory.
+#: Rows from which preflight checks in worker processes when its caller allows them: below, starting them costs more
+#: than it saves (a 20,000 row check takes about 5 s on one core); they also keep the mask bytes out of the scorer's
+#: memory.
 PREFLIGHT_MIN_ROWS = 10_000
 #: Rows per preflight task.
 PREFLIGHT_SPAN = 256
 
 
-def preflight(ds: Broden, *, workers: int | None = None) -> None:
+def preflight(ds: Broden, *, workers: int = 1) -> None:
     """Validate's cheap checks, for a command about to use ``ds`` (``benchmark score``, before pass 1).
 
     The metadata, the label table, the columns, and every row's sizes, image-level labels, layer counts and mask
     lists with their RLE headers (nothing is decoded), plus one segmentation size for all rows (label maps of a
-    batch are stacked). Raises :class:`BrodenError` naming the first violation and how many there are. Rows are
-    checked in ``workers`` processes (default: every core from :data:`PREFLIGHT_MIN_ROWS` rows on) unless the
-    dataset is streamed.
+    batch are stacked). Raises :class:`BrodenError` naming the first violation and how many there are.
+
+    ``workers`` > 1: a dataset of :data:`PREFLIGHT_MIN_ROWS` rows or more (not streamed) is checked in that many
+    worker processes. They start by importing the ``__main__`` module (forkserver), so only a caller whose entry
+    point is guarded (the installed commands, ``python -m``) may ask for them; the Python API checks in-process.
     """
     report = ValidationReport(ds.path)
     _check_table(ds.labels, report)
@@ -430,9 +433,8 @@ def preflight(ds: Broden, *, workers: int | None = None) -> None:
                                                            f"schema in {diff}"))
     if not report.violations:
         n = len(ds)
-        workers = choose_workers(workers, n, min_items=PREFLIGHT_MIN_ROWS) if ds.reader is None else 1
         spans = [(s, min(s + PREFLIGHT_SPAN, n)) for s in range(0, n, PREFLIGHT_SPAN)]
-        if workers > 1 and len(spans) > 1:
+        if workers > 1 and n >= PREFLIGHT_MIN_ROWS and ds.reader is None and len(spans) > 1:
             run_id = uuid.uuid4().hex
             parts = ordered_map(_preflight_rows, [(run_id, str(ds.path), a, b) for a, b in spans], workers=workers)
         else:

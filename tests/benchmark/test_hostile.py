@@ -386,12 +386,39 @@ def test_preflight_in_workers_finds_what_it_finds_in_process(tmp_path, monkeypat
     rows, table = _damaged_rows(case)
     ds = load(write_dataset(tmp_path / "ds", rows, table).path)
     monkeypatch.setattr(broden.validate, "PREFLIGHT_SPAN", 2)  # several tasks for a handful of rows
+    monkeypatch.setattr(broden.validate, "PREFLIGHT_MIN_ROWS", 1)
     messages = []
     for workers in (1, 2):
         with pytest.raises(BrodenError) as err:
             broden.validate.preflight(ds, workers=workers)
         messages.append(str(err.value))
     assert messages[0] == messages[1] and "broden validate" in messages[0]
+
+
+def test_the_python_api_scores_from_a_script_without_a_main_guard(tiny_file, tmp_path) -> None:
+    """``benchmark.score`` called at the top level of a script: the preflight of a large dataset must not start
+    worker processes there (forkserver imports ``__main__`` again, which would run the script from the top)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from broden.dataset import write_dataset
+    from tests.helpers.hostile import tiny_rows
+    from tests.helpers.paths import REPO
+
+    ds = write_dataset(tmp_path / "ds", *tiny_rows(n=6))
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        import broden.validate, benchmark
+        broden.validate.PREFLIGHT_MIN_ROWS, broden.validate.PREFLIGHT_SPAN = 1, 2  # "large": workers if allowed
+        results = benchmark.score({str(tiny_file)!r}, {str(ds.path)!r}, out={str(tmp_path / "out")!r},
+                                  workers=0, batch_size=2, quiet=True)
+        print("scored", len(results.data["layers"]))
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("scored") == 1
 
 
 @pytest.mark.parametrize("case, expected", [
