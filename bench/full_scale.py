@@ -172,16 +172,14 @@ def _write_npz(path: Path, acts_npy: Path, ids: list[str]) -> None:
 
 def _child(dataset: str, acts: str, out: str) -> None:
     from benchmark.activations import SuppliedActivations
-    from benchmark.runtime import cpus_per_process, tune_allocator
+    from benchmark.runtime import tune_allocator
     from benchmark.scorer import Settings, score_activations
     from broden.dataset import load
 
     tune_allocator()  # as `benchmark score` does first
     ds = load(dataset)
     start = time.perf_counter()
-    # as `benchmark score` runs it: this entry point is guarded, so preflight may use worker processes
-    settings = Settings(force=True, preflight_workers=cpus_per_process())
-    outcome = score_activations(SuppliedActivations(acts, ds), ds, out, settings)
+    outcome = score_activations(SuppliedActivations(acts, ds), ds, out, Settings(force=True))
     wall = time.perf_counter() - start
     layer = outcome.results["layers"][0]
     planted = sum(1 for u in layer["units"][:PLANTED_UNITS]

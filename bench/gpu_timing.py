@@ -54,8 +54,7 @@ def main() -> int:
         model = LoadedModel(name="resnet18-random", source="file", module=resnet18(), layers=["layer4"])
         t0 = time.perf_counter()
         outcome = score_model(model, ds, Path(tmp) / "out",
-                              Settings(device=args.device, batch_size=args.batch_size, force=True,
-                                       preflight_workers=budget.cpus))  # a guarded entry point, as the command
+                              Settings(device=args.device, batch_size=args.batch_size, force=True))
         score_s = time.perf_counter() - t0
         t = outcome.results["timings"]
         pass1 = t["forward_s"] + t["threshold_s"]

@@ -44,7 +44,7 @@ from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT, IOU_THRESHOLD, QUAN
 from benchmark.quantile import ShardQuantile, sketch_switch_row
 from benchmark.results import SCHEMA_VERSION, parse_json_strict, write_results
 from benchmark.rotation import RotatedProducer, Rotation
-from benchmark.runtime import ThreadBudget, cyclic_gc_paused, plan_threads, tune_allocator
+from benchmark.runtime import ThreadBudget, cpus_per_process, cyclic_gc_paused, plan_threads, tune_allocator
 from benchmark.scoring import held_out_units, score_units
 from benchmark.summary import summarize_layer
 from benchmark.tally import Tally, TallyInput
@@ -97,9 +97,6 @@ class Settings:
     seed: int = 0  # bootstrap replicates and the random rotation
     bootstrap: int = bootstrap.REPLICATES  # replicates for the confidence intervals; 0: no intervals
     rotate: float | None = None  # alpha of the random rotation of every layer's units; None: no rotation
-    # processes checking a large dataset before pass 1 (broden.validate.preflight); more than 1 only for an entry
-    # point guarded by `if __name__ == "__main__"` (the `benchmark score` command uses the process's CPUs)
-    preflight_workers: int = 1
 
     def check(self) -> None:
         """Reject impossible settings with a one-line error; resolve ``device='auto'``, and under a launcher
@@ -120,8 +117,6 @@ class Settings:
             raise BrodenError(f"--bootstrap {self.bootstrap}: give a number of replicates (0: no intervals)")
         if self.rotate is not None:
             Rotation(self.rotate, self.seed)  # checks alpha
-        if self.preflight_workers < 1:
-            raise BrodenError(f"preflight_workers {self.preflight_workers}: must be at least 1 (1: in this process)")
         self.budget()
 
     def budget(self) -> ThreadBudget:
@@ -198,7 +193,7 @@ def _check_dataset(dataset: Broden, settings: Settings) -> None:
     if len(dataset) == 0:
         raise BrodenError(f"{dataset.path}: the dataset has no images")
     # metadata, label table, mask headers: refused before pass 1, not half-way
-    preflight(dataset, workers=settings.preflight_workers)
+    preflight(dataset, workers=cpus_per_process())
     have = dataset.labels.category_names
     for c in settings.categories or []:
         if c not in have:

@@ -403,8 +403,7 @@ def validate(path: str | Path, *, workers: int | None = None) -> ValidationRepor
     return report
 
 
-#: Rows from which preflight checks in worker processes when its caller allows them: below, starting them costs more
-#: than it saves (a 20,000 row check takes about 5 s on one core); they also keep the mask bytes out of the scorer's
+#: Rows from which preflight checks in worker processes: below, starting them costs more than it saves (a 20,000 row check takes about 5 s on one core); they also keep the mask bytes out of the scorer's
 #: memory.
 PREFLIGHT_MIN_ROWS = 10_000
 #: Rows per preflight task.
@@ -419,8 +418,7 @@ def preflight(ds: Broden, *, workers: int = 1) -> None:
     batch are stacked). Raises :class:`BrodenError` naming the first violation and how many there are.
 
     ``workers`` > 1: a dataset of :data:`PREFLIGHT_MIN_ROWS` rows or more (not streamed) is checked in that many
-    worker processes. They start by importing the ``__main__`` module (forkserver), so only a caller whose entry
-    point is guarded (the installed commands, ``python -m``) may ask for them; the Python API checks in-process.
+    worker processes (:func:`broden.utils.parallel.ordered_map`: inline where they cannot start).
     """
     report = ValidationReport(ds.path)
     _check_table(ds.labels, report)

@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace, device: str) -> int:
     from benchmark.api import Results, score
-    from benchmark.runtime import cpus_per_process, tune_allocator
+    from benchmark.runtime import tune_allocator
     from benchmark.scorer import Settings, score_activations
     from broden.dataset import load
 
@@ -215,7 +215,6 @@ def _score(args: argparse.Namespace, device: str) -> int:
         "keep_cache": args.keep_cache, "force": args.force, "checkpoint_every_s": args.checkpoint_every,
         "seed": args.seed, "bootstrap": args.bootstrap, "rotate": args.rotate,
         "workers": args.workers, "threads": args.threads,
-        "preflight_workers": cpus_per_process(),  # this command's entry point is guarded: workers may start
     }
     Settings(**settings).check()
     if not Path(args.dataset).exists() and not args.dataset.startswith("hf://"):

@@ -3,13 +3,19 @@
 Converting, exporting and validating all decode or encode images and masks per row while one main-process writer
 (or checker) consumes the results in input order. Only a bounded window of items is in flight, so memory stays flat
 however large the dataset; with one worker everything runs inline (no pool start-up cost for small inputs).
+
+Workers start from a forkserver, which imports the ``__main__`` module again in each of them. A script that does its
+work at the top level, without an ``if __name__ == "__main__":`` guard (a common way to call the Python API), would
+run again there; for such a caller the map runs inline instead (:func:`workers_can_start`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -46,7 +52,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, windo
     submitted ahead of the consumer. An exception from ``fn`` is re-raised in the consumer, and the pending work is
     cancelled.
     """
-    if workers <= 1:
+    if workers <= 1 or not workers_can_start():
         for item in items:
             yield fn(item)
         return
@@ -64,6 +70,28 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, windo
             yield pending.popleft().result()
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+_GUARD = re.compile(r"""__name__\s*==\s*["']__main__["']""")
+
+
+def workers_can_start() -> bool:
+    """Whether worker processes may start without running the caller's script again: the ``__main__`` module is
+    a package's ``__main__`` (``python -m pkg``, which workers do not import), has no file (an interactive session,
+    a notebook, ``python -c``), or is a file that guards its entry point (``if __name__ == "__main__":``, as the
+    installed commands do)."""
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None and (name == "__main__" or name.endswith(".__main__")):
+        return True
+    path = getattr(main, "__file__", None)
+    if path is None:
+        return True
+    try:
+        with open(path, encoding="utf-8", errors="replace") as source:
+            return _GUARD.search(source.read()) is not None
+    except OSError:
+        return False
 
 
 def _ignore_interrupts() -> None:
