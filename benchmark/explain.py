@@ -22,7 +22,8 @@ Definitions (those of the paper's code):
 How it is fast: a formula's IoU needs only ``|U and F|``, ``|F|`` and ``|U|``, and the counts of every extension
 ``F op c`` follow from ``|U and F and c|`` and ``|F and c|`` for all concepts ``c`` (``OR`` and ``AND NOT`` by
 inclusion-exclusion). Each step is therefore one pass over the data for all units at once: the pixels of each
-batch are grouped by their set of labels (a few thousand distinct sets per batch), the beam formulas are evaluated
+batch are grouped by their set of labels (from the label tuples the DataLoader workers group for the tally:
+:class:`benchmark.activations.PixelLabels`), the beam formulas are evaluated
 on the label sets under each unit's active pixels and, for ``|F and c|``, on the label sets holding one of the
 formula's positive concepts, and the labels present are counted with the tally's ``bincount``
 (:func:`label_hits`). A search of length N makes N passes; everything runs as batched tensor
@@ -43,7 +44,7 @@ from typing import Any
 
 import torch
 
-from benchmark.activations import ActivationCache, RowBatches, SuppliedActivations, batch_loader
+from benchmark.activations import ActivationCache, PixelLabels, RowBatches, SuppliedActivations, batch_loader
 from benchmark.checkpoint import single_process_key
 from benchmark.results import (
     EXPLANATIONS_FILE,
@@ -126,24 +127,27 @@ class LabelSets:
     # a pass record, which keeps only what the later passes count
 
 
-def label_sets(label_maps: torch.Tensor, image_labels: Sequence[Sequence[int]], num_labels: int) -> LabelSets:
-    """The concept label sets of ``label_maps`` ``(B, L, sh, sw)`` plus each image's image-level labels.
+def label_sets(pixels: PixelLabels, image_labels: Sequence[Sequence[int]], num_labels: int) -> LabelSets:
+    """The concept label sets of a batch's pixels, given grouped by label tuple (:class:`PixelLabels`, as the
+    DataLoader workers group them for the tally), plus each image's image-level labels.
 
-    A pixel's set holds every nonzero label of its layers once, plus the image's image-level labels (which cover the
-    whole image); the distinct sets are found with one ``unique`` over the rows.
+    A pixel's set holds every nonzero label of its tuple once, plus the image's image-level labels (which cover the
+    whole image). Pixels of one tuple share a set, so the distinct sets are one ``unique`` over the images' tuples
+    (a few dozen per image), not over their pixels.
     """
-    device = label_maps.device
-    nb, _, sh, sw = label_maps.shape
-    pixels = label_maps.to(torch.int64).flatten(2).transpose(1, 2)  # (B, S, L)
+    table = pixels.table
+    device = table.device
+    nb = table.shape[0]
     width = max((len(x) for x in image_labels), default=0)
     image = torch.zeros(nb, width, dtype=torch.int64)
     for b, entries in enumerate(image_labels):
         image[b, : len(entries)] = torch.as_tensor(list(entries), dtype=torch.int64)
     image = image.to(device)
-    if bool((pixels >= num_labels).any()) or bool((image >= num_labels).any()) or bool((image < 0).any()):
+    if bool((table >= num_labels).any()) or bool((image >= num_labels).any()) or bool((image < 0).any()):
         raise BrodenError(f"label maps hold label numbers outside 0..{num_labels - 1}")
-    none = torch.zeros(nb, sh * sw, 1, dtype=torch.int64, device=device)  # every set has a column
-    rows = torch.cat([pixels, image[:, None, :].expand(nb, sh * sw, width), none], dim=2).reshape(nb * sh * sw, -1)
+    tb, tt = (pixels.counts > 0).nonzero(as_tuple=True)  # the tuples some pixel carries
+    none = torch.zeros(tb.numel(), 1, dtype=torch.int64, device=device)  # every set has a column
+    rows = torch.cat([table[tb, tt], image[tb], none], dim=1)
     rows = rows.sort(dim=1, descending=True).values
     if rows.shape[1] > 1:
         repeated = rows[:, 1:] == rows[:, :-1]
@@ -151,7 +155,12 @@ def label_sets(label_maps: torch.Tensor, image_labels: Sequence[Sequence[int]], 
         rows = rows.sort(dim=1, descending=True).values
     depth = int((rows > 0).sum(dim=1).max()) if rows.numel() else 0
     rows = rows[:, : max(depth, 1)].contiguous()
-    labels, of_pixel, counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
+    labels, of_tuple = torch.unique(rows, dim=0, return_inverse=True)
+    counts = torch.zeros(labels.shape[0], dtype=torch.int64, device=device).index_add_(0, of_tuple,
+                                                                                       pixels.counts[tb, tt])
+    set_of = torch.zeros(table.shape[:2], dtype=torch.int64, device=device)
+    set_of[tb, tt] = of_tuple
+    of_pixel = set_of.gather(1, pixels.of_pixel.view(nb, -1).long()).flatten()
     return LabelSets(labels, counts, of_pixel)
 
 
@@ -567,7 +576,8 @@ def _computed(source: _Activations, first_row: int, thresholds: dict[str, torch.
     for batch, acts in track(stream, label, total=source.num_rows - first_row, advance_by=lambda item: len(item[0].ids)):
         maps = batch.label_maps.to(device, non_blocking=True)
         size = (int(maps.shape[2]), int(maps.shape[3]))
-        sets = label_sets(maps, batch.image_labels, num_labels)
+        grouped = PixelLabels.of(maps) if batch.pixel_labels is None else batch.pixel_labels.to(device)
+        sets = label_sets(grouped, batch.image_labels, num_labels)
         triples = {}
         for name, a in acts.items():
             a = a.to(device).float()

@@ -241,10 +241,11 @@ def test_bad_inputs_are_one_line_errors(random_run, tmp_path) -> None:
 
 
 def test_label_sets_count_each_pixel_label_once() -> None:
+    from benchmark.activations import PixelLabels
     from benchmark.explain import label_sets
 
     maps = torch.tensor([[[[3, 0], [3, 5]], [[3, 4], [0, 5]]]])  # (1, 2 layers, 2, 2): 3 twice at one pixel
-    sets = label_sets(maps, [[7, 3]], 8)  # image-level 7, and 3 also image-level
+    sets = label_sets(PixelLabels.of(maps), [[7, 3]], 8)  # image-level 7, and 3 also image-level
     per_pixel = [sorted(set(sets.labels[sets.of_pixel[p]].tolist()) - {0}) for p in range(4)]
     assert per_pixel == [[3, 7], [3, 4, 7], [3, 7], [3, 5, 7]]
     assert int(sets.counts.sum()) == 4
