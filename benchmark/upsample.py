@@ -48,20 +48,6 @@ class ActiveColumns:
     above: torch.Tensor  # (K, G) bool
 
 
-def active_pixels(
-    maps: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pixels where the bilinear upsampling of ``(P, h, w)`` maps is above per-map ``thresholds`` ``(P,)``.
-
-    Returns ``(map index, pixel index = y * sw + x)`` of every active pixel: the same set as
-    ``(upsample_maps(maps, size) > thresholds).nonzero()`` (to float rounding), the compaction of
-    :func:`active_columns`.
-    """
-    columns = active_columns(maps, thresholds, size)
-    k, j = columns.above.nonzero(as_tuple=True)
-    return columns.maps[k], segment_pixels(maps.shape[1], size, maps.device)[columns.segments[k], j]
-
-
 def segment_pixels(h: int, size: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
     """``(segments, G)`` int64: the output pixels ``y * sw + x`` of each segment of an ``h``-row map upsampled to
     ``size`` (:class:`ActiveColumns`; padding positions of short pieces point at row 0). Indexing a per-pixel

@@ -63,11 +63,9 @@ def test_known_stream_total_keeps_half_and_stays_exact(n: int, quantile: float) 
     tq = stream(values, quantile, chunks=min(n, 97), exact_limit=n, stream_total=n)
     assert tq._capacity == int(np.ceil(quantile * n)) + 2
     np.testing.assert_allclose(tq.thresholds().numpy(), reference(values, quantile), rtol=1e-6)
-    half = n // 2
-    first, second = (stream(part, quantile, chunks=1, exact_limit=n, stream_total=n)
-                     for part in (values[:half], values[half:]) if len(part)) if half else (tq, None)
-    if second is not None:
-        first.merge(second)
+    if n > 1:  # two parts of the same stream, merged
+        first = stream(values[: n // 2], quantile, chunks=1, exact_limit=n, stream_total=n)
+        first.merge(stream(values[n // 2 :], quantile, chunks=1, exact_limit=n, stream_total=n))
         np.testing.assert_allclose(first.thresholds().numpy(), reference(values, quantile), rtol=1e-6)
     with pytest.raises(BrodenError, match="announced"):
         tq.add(torch.ones(1, 3))

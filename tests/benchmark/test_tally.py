@@ -184,7 +184,7 @@ def test_bad_inputs_raise_one_line_errors() -> None:
 @pytest.mark.parametrize("shape", [(7, 7, 112, 112), (7, 7, 113, 113), (4, 6, 9, 11), (1, 1, 5, 5), (14, 14, 7, 7)])
 def test_active_pixels_equal_dense_upsampling(shape: tuple[int, int, int, int]) -> None:
     """The cell-wise active set is the dense bilinear upsampling thresholded (align_corners=False, edge clamped)."""
-    from benchmark.upsample import active_pixels, upsample_maps
+    from benchmark.upsample import upsample_maps
 
     h, w, sh, sw = shape
     gen = torch.Generator().manual_seed(sum(shape))
@@ -193,10 +193,19 @@ def test_active_pixels_equal_dense_upsampling(shape: tuple[int, int, int, int]) 
     dense = upsample_maps(maps, (sh, sw)) > thresholds[:, None, None]
     assert 0 < dense.sum() < dense.numel()
     sparse = torch.zeros(40, sh * sw, dtype=torch.bool)
-    pair, pixel = active_pixels(maps, thresholds, (sh, sw))
+    pair, pixel = _active_pixels(maps, thresholds, (sh, sw))
     sparse[pair, pixel] = True
     assert pair.numel() == int(sparse.sum())  # no pixel reported twice
     assert torch.equal(sparse, dense.flatten(1))
+
+
+def _active_pixels(maps: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    """``(map, pixel y * sw + x)`` of every active pixel: :func:`benchmark.upsample.active_columns` compacted."""
+    from benchmark.upsample import active_columns, segment_pixels
+
+    columns = active_columns(maps, thresholds, size)
+    k, j = columns.above.nonzero(as_tuple=True)
+    return columns.maps[k], segment_pixels(maps.shape[1], size)[columns.segments[k], j]
 
 
 def _same_arithmetic_dense(maps: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,8 +230,6 @@ def _same_arithmetic_dense(maps: torch.Tensor, size: tuple[int, int]) -> tuple[t
 def test_active_pixels_bit_for_bit_at_exact_ties(shape: tuple[int, int, int, int], signed: bool) -> None:
     """Thresholds equal to upsampled pixel values (ties, where rounding decides): the pruned evaluation gives the
     same set as evaluating every pixel with the same float32 arithmetic, for ReLU maps and for signed ones."""
-    from benchmark.upsample import active_pixels
-
     h, w, sh, sw = shape
     gen = torch.Generator().manual_seed(sum(shape) + signed)
     maps = torch.randn(60, h, w, generator=gen) * torch.rand(60, 1, 1, generator=gen) * 3
@@ -235,7 +242,7 @@ def test_active_pixels_bit_for_bit_at_exact_ties(shape: tuple[int, int, int, int
     expected = ((values > thresholds[:, None, None]) & (corner_max > thresholds[:, None, None])).flatten(1)
     assert 0 < expected.sum() < expected.numel()
     got = torch.zeros_like(expected)
-    pair, pixel = active_pixels(maps, thresholds, (sh, sw))
+    pair, pixel = _active_pixels(maps, thresholds, (sh, sw))
     got[pair, pixel] = True
     assert pair.numel() == int(got.sum())
     assert torch.equal(got, expected)
