@@ -156,7 +156,7 @@ def plan_threads(threads: int | None, workers: int | None, device: str, cpus: in
     CPUs, at most 8; ``--threads`` given, that many), while ``tally_workers`` processes decode and group the masks
     of the next batches (``--workers``, else the other CPUs, at least one where there are two, at most 8). Half and
     half because both sides cost about the same per image (MobileNetV2 ``features.18``, 1,280 units: about 49 ms of
-    tally and 45 ms of mask work per batch of 32); on 2 CPUs two threads tallied it only 11% faster, as they then
+    tally and, under cProfile, 45 ms of mask work per batch of 32); on 2 CPUs two threads tallied it only 11% faster, as they then
     share the cores with the worker.
     """
     cpus = cpus_per_process() if cpus is None else max(1, int(cpus))
