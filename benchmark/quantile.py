@@ -25,6 +25,8 @@ _GAMMA = (1 + SKETCH_ALPHA) / (1 - SKETCH_ALPHA)
 _LOG_GAMMA = math.log(_GAMMA)
 _KEY_OFFSET = math.ceil(math.log(SKETCH_MIN_MAGNITUDE) / _LOG_GAMMA) - 1
 _NO_BUCKET = -(2**40)  # window top before any value: below every real bucket id
+#: Units merged at a time when pending values join the exact top (:meth:`TopQuantile._flush`).
+FLUSH_UNITS = 32
 
 
 class TopQuantile:
@@ -39,7 +41,8 @@ class TopQuantile:
 
     **Exact mode** (``n <= exact_limit``). The level needs only the largest ``ceil(quantile * (n - 1)) + 1`` values.
     Each unit keeps its exact top ``K = ceil(2 * quantile * exact_limit) + 2`` values (all of them while ``n <= K``;
-    the factor 2 is the margin the sketch starts from, below): at most ``4 * K * U`` bytes, plus a pending batch.
+    the factor 2 is the margin the sketch starts from, below): at most ``4 * K * U`` bytes, plus a pending batch;
+    half that while every value is float16 (the scorer's activations are), as they are then kept.
     Values not above the current K-th largest are dropped before any sort. A caller that knows the total count
     (images x h x w) should pass it as ``exact_limit``, and as ``stream_total`` when it is at most ``exact_limit``:
     no sketch can follow, so ``K = ceil(quantile * stream_total) + 2`` (half the memory; at full Broden scale,
@@ -117,18 +120,20 @@ class TopQuantile:
             raise BrodenError(f"TopQuantile was built for {self.num_units} units but got {values.shape[0]}")
         if values.shape[1] == 0:
             return
-        values = values.to(self.device, torch.float32).contiguous()
-        if not torch.isfinite(values).all():
+        values = values.to(self.device, torch.float16 if values.dtype == torch.float16 else torch.float32).contiguous()
+        if not bool(values.abs().amax() < math.inf):  # NaN fails the comparison too
             raise BrodenError("activations contain NaN or infinity; check the model and its preprocessing")
         if self.stream_total is not None and self.count + values.shape[1] > self.stream_total:
             raise BrodenError(f"thresholds: more than the {self.stream_total} values announced (stream_total)")
         if self._top is not None and self.count + values.shape[1] > self.exact_limit:
             self._start_sketch()
-        self.count += values.shape[1]
         if self._top is not None:
+            values = self._harmonized(values)
+            self.count += values.shape[1]
             self._add_exact(values)
         else:
-            self._add_to_sketch(values)
+            self.count += values.shape[1]
+            self._add_to_sketch(values.float())
 
     def merge(self, other: "TopQuantile") -> None:
         """Add everything ``other`` has counted (same units and quantile)."""
@@ -138,8 +143,9 @@ class TopQuantile:
             raise BrodenError(f"thresholds: more than the {self.stream_total} values announced (stream_total)")
         other = TopQuantile.from_state_dict(other.state_dict(), self.device)
         if self._top is not None and other._top is not None and self.count + other.count <= self.exact_limit:
+            values = self._harmonized(other._top) if other.count else other._top.to(self._top.dtype)
             self.count += other.count
-            self._add_exact(other._top)
+            self._add_exact(values)
             return
         for side in (self, other):
             if side._top is not None:
@@ -216,6 +222,17 @@ class TopQuantile:
         j = math.floor(p)
         return j, p - j
 
+    def _harmonized(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` (about to be counted) in the exact top's dtype: float16 while every value counted is float16
+        (the scorer's activations are: half the memory for the same values and thresholds), else float32, to
+        which the top is then promoted."""
+        half = values.dtype == torch.float16 and (self.count == 0 or self._top.dtype == torch.float16)
+        dtype = torch.float16 if half else torch.float32
+        if self._top.dtype != dtype:
+            self._top = self._top.to(dtype)
+            self._pending = [p.to(dtype) for p in self._pending]
+        return values.to(dtype)
+
     def _add_exact(self, values: torch.Tensor) -> None:
         assert self._top is not None
         if self._top.shape[1] == self._capacity:
@@ -233,18 +250,26 @@ class TopQuantile:
             self._flush()
 
     def _flush(self) -> None:
+        """Merge the pending values into the top, :data:`FLUSH_UNITS` units at a time: the merge's temporaries
+        (the concatenation, ``topk``'s int64 indices) stay a few MB instead of growing with the kept top (at full
+        Broden scale, 190 MB for 512 units), and a full top is rewritten in place."""
         if not self._pending or self._top is None:
             return
-        merged = torch.cat([self._top, *self._pending], dim=1)
-        self._pending, self._pending_size = [], 0
-        self._top = torch.topk(merged, min(merged.shape[1], self._capacity), dim=1, sorted=True).values
+        pending, self._pending, self._pending_size = self._pending, [], 0
+        width = min(self._top.shape[1] + sum(p.shape[1] for p in pending), self._capacity)
+        top = self._top if width == self._top.shape[1] else self._top.new_empty(self.num_units, width)
+        for u in range(0, self.num_units, FLUSH_UNITS):
+            rows = slice(u, u + FLUSH_UNITS)
+            merged = torch.cat([self._top[rows], *(p[rows] for p in pending)], dim=1)
+            top[rows] = torch.topk(merged, width, dim=1, sorted=True).values
+        self._top = top
 
     # -- sketch ------------------------------------------------------------------------------------------------------
     def _start_sketch(self) -> None:
         """Seed the sketch with the exact top values; the rest seen so far only count as "below"."""
         self._flush()
         assert self._top is not None
-        top, self._top = self._top, None
+        top, self._top = self._top.float(), None  # buckets from float32 logarithms, whatever the top's dtype
         self._bins = torch.zeros(self.num_units, SKETCH_MAX_BINS, dtype=torch.int64, device=self.device)
         self._hi = torch.full((self.num_units,), _NO_BUCKET, dtype=torch.int64, device=self.device)
         self._below = torch.full((self.num_units,), self.count - top.shape[1], dtype=torch.int64, device=self.device)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.quantile import SKETCH_ALPHA, SKETCH_MAX_BINS, TopQuantile
+from benchmark.quantile import FLUSH_UNITS, SKETCH_ALPHA, SKETCH_MAX_BINS, TopQuantile
 from broden.errors import BrodenError
 
 
@@ -51,6 +51,35 @@ def test_exact_top_k_filter_with_small_limit(order: str) -> None:
     tq = stream(values, 0.005, chunks=97, exact_limit=20000)
     assert tq.method.startswith("exact") and tq._top.shape[1] == 202  # ceil(2 * 0.005 * 20000) + 2
     np.testing.assert_allclose(tq.thresholds().numpy(), reference(values, 0.005), rtol=1e-6)
+
+
+def test_exact_top_across_flush_chunks() -> None:
+    """More units than one merge chunk (FLUSH_UNITS), the last one partial: the top grows, then is rewritten in
+    place, and every unit stays exact."""
+    rng = np.random.default_rng(3)
+    values = relu_lognormal(rng, 6000, 2 * FLUSH_UNITS + 5)
+    tq = stream(values, 0.005, chunks=41, exact_limit=6000, stream_total=6000)
+    assert tq._top.shape[1] == 32  # ceil(0.005 * 6000) + 2
+    np.testing.assert_allclose(tq.thresholds().numpy(), reference(values, 0.005), rtol=1e-6)
+
+
+def test_float16_values_are_kept_as_float16_until_a_float32_one() -> None:
+    """float16 activations (the scorer's) are kept as such: half the memory, the thresholds of the same values
+    in float32; a float32 value later (or merged in) promotes the top, still exact."""
+    rng = np.random.default_rng(4)
+    values = relu_lognormal(rng, 3000, 5).astype(np.float16)
+    half = stream(values, 0.005, chunks=13, exact_limit=6000, stream_total=6000)
+    full = stream(values.astype(np.float32), 0.005, chunks=13, exact_limit=6000, stream_total=6000)
+    assert half._top.dtype == torch.float16 and full._top.dtype == torch.float32
+    assert torch.equal(half.thresholds(), full.thresholds())
+    more = relu_lognormal(rng, 3000, 5)
+    everything = np.concatenate([values.astype(np.float32), more])
+    half.add(torch.from_numpy(more))
+    assert half._top.dtype == torch.float32
+    np.testing.assert_allclose(half.thresholds().numpy(), reference(everything, 0.005), rtol=1e-6)
+    first = stream(values, 0.005, chunks=3, exact_limit=6000, stream_total=6000)
+    first.merge(stream(more, 0.005, chunks=3, exact_limit=6000, stream_total=6000))
+    np.testing.assert_allclose(first.thresholds().numpy(), reference(everything, 0.005), rtol=1e-6)
 
 
 @pytest.mark.parametrize("n", [1, 2, 199, 20000])
