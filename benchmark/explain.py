@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from benchmark.activations import ActivationCache, PixelLabels, RowBatches, SuppliedActivations, batch_loader
+from benchmark.activations import ActivationCache, CacheRows, PixelLabels, RowBatches, SuppliedActivations, batch_loader
 from benchmark.checkpoint import single_process_key
 from benchmark.results import (
     EXPLANATIONS_FILE,
@@ -422,7 +422,7 @@ class _Activations:
         self.num_rows = int(results["dataset"]["num_images"])
         self.amp = bool(results["protocol"].get("amp"))  # the forward pass as scored
         self.source = None
-        self.scorer_cache: ActivationCache | None = None
+        self.scorer_cache: CacheRows | None = None
         recorded = results["model"]
         if activations is not None or recorded["source"] == "activations":
             self._supplied(Path(activations if activations is not None else recorded["file"]))
@@ -433,7 +433,7 @@ class _Activations:
             key = single_process_key(cache_dir)
             run_key = results.get("environment", {}).get("run_key")
             if key is not None and key == run_key and ActivationCache.intact(cache_dir, all_shapes, self.num_rows):
-                self.scorer_cache = ActivationCache(cache_dir, all_shapes, self.num_rows, resume=True)
+                self.scorer_cache = CacheRows(cache_dir, all_shapes, 0)
                 self.kind = "scorer-cache"
             else:
                 self._model(model, recorded)
@@ -486,11 +486,6 @@ class _Activations:
             return
         for batch, acts in self.source.batches(s.batch_size, s.workers, first_row, self.categories):
             yield batch, {name: acts[name][:, self.units.to(acts[name].device)] for name in self.layers}
-
-    def close(self) -> None:
-        if self.scorer_cache is not None:
-            self.scorer_cache.close()
-
 
 class _PassRecord:
     """What the extension passes count, kept from the first pass: per batch, its label sets and each layer's
@@ -664,52 +659,49 @@ def explain(results_path: str | os.PathLike[str], settings: ExplainSettings | No
                    "record_complete": record_complete, "recorded_batches": record.batches,
                    "searches": {k: s.state_dict() for k, s in searches.items()}})
 
-    try:
-        for p in range(resumed, settings.max_length):
-            t0 = time.perf_counter() - timings.pop("unfinished_pass_s", 0.0)
-            for name, s in searches.items():
-                s.begin_pass()
-                if done_batches and "pass_counts" in state["searches"][name]:
-                    s.load_pass_counts(state["searches"][name]["pass_counts"])
-            label = f"explain pass {p + 1}/{settings.max_length}"
-            recording = not record_complete and p + 1 < settings.max_length
-            if record_complete:
-                items = track(record.read(done_batches), label, total=record.batches - done_batches)
-            else:
-                checks = None
-                if p == 0:
-                    row_of = {ds.ids[i]: r for r, i in enumerate(source.indices)}
-                    checks = {layer["name"]: _TopImageCheck(layer, units, row_of, device) for layer in layers}
-                items = _computed(source, row, thresholds, checks, num_labels, device, settings.chunk_elements, label)
-                if recording and not done_batches:
-                    record.drop()
-                    record.batches, record.nbytes, record.dropped = 0, 0, False
-            for sets, triples, end in items:
-                if p == 0:
-                    zeros = torch.zeros(sets.labels.shape[0], dtype=torch.int64, device=device)
-                    truth += label_hits(zeros, sets.labels, 1, num_labels, sets.counts)[0]
-                for name, t in triples.items():
-                    searches[name].add(sets, *t)
-                if recording:
-                    record.write(sets, triples)
-                row, done_batches = end, done_batches + 1
-                if time.perf_counter() - last_save >= settings.checkpoint_every_s:
-                    timings["unfinished_pass_s"] = round(time.perf_counter() - t0, 3)
-                    save(p)
-                    del timings["unfinished_pass_s"]
-                    last_save = time.perf_counter()
-            if recording and not record.dropped:
-                record_complete = True
-            truth[0] = 0
-            for s in searches.values():
-                s.finish(truth)
-            timings[f"pass{p + 1}_s"] = round(time.perf_counter() - t0, 3)
-            row, done_batches = 0, 0
-            state = {}
-            save(p + 1)
-            last_save = time.perf_counter()
-    finally:
-        source.close()
+    for p in range(resumed, settings.max_length):
+        t0 = time.perf_counter() - timings.pop("unfinished_pass_s", 0.0)
+        for name, s in searches.items():
+            s.begin_pass()
+            if done_batches and "pass_counts" in state["searches"][name]:
+                s.load_pass_counts(state["searches"][name]["pass_counts"])
+        label = f"explain pass {p + 1}/{settings.max_length}"
+        recording = not record_complete and p + 1 < settings.max_length
+        if record_complete:
+            items = track(record.read(done_batches), label, total=record.batches - done_batches)
+        else:
+            checks = None
+            if p == 0:
+                row_of = {ds.ids[i]: r for r, i in enumerate(source.indices)}
+                checks = {layer["name"]: _TopImageCheck(layer, units, row_of, device) for layer in layers}
+            items = _computed(source, row, thresholds, checks, num_labels, device, settings.chunk_elements, label)
+            if recording and not done_batches:
+                record.drop()
+                record.batches, record.nbytes, record.dropped = 0, 0, False
+        for sets, triples, end in items:
+            if p == 0:
+                zeros = torch.zeros(sets.labels.shape[0], dtype=torch.int64, device=device)
+                truth += label_hits(zeros, sets.labels, 1, num_labels, sets.counts)[0]
+            for name, t in triples.items():
+                searches[name].add(sets, *t)
+            if recording:
+                record.write(sets, triples)
+            row, done_batches = end, done_batches + 1
+            if time.perf_counter() - last_save >= settings.checkpoint_every_s:
+                timings["unfinished_pass_s"] = round(time.perf_counter() - t0, 3)
+                save(p)
+                del timings["unfinished_pass_s"]
+                last_save = time.perf_counter()
+        if recording and not record.dropped:
+            record_complete = True
+        truth[0] = 0
+        for s in searches.values():
+            s.finish(truth)
+        timings[f"pass{p + 1}_s"] = round(time.perf_counter() - t0, 3)
+        row, done_batches = 0, 0
+        state = {}
+        save(p + 1)
+        last_save = time.perf_counter()
     timings["total_s"] = round(sum(v for k, v in timings.items() if k.startswith("pass")), 3)
     doc = _document(results, results_path, ds, layers, units, categories, settings, searches, source.kind, timings)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -103,9 +103,14 @@ class RotatedProducer:
 
     def batches(self, *args: Any, **kwargs: Any) -> Iterator[tuple[Any, dict[str, torch.Tensor] | None]]:
         for batch, acts in self.producer.batches(*args, **kwargs):
-            if acts is not None:
-                acts = {name: self.rotation.apply(name, a, batch.ids) for name, a in acts.items()}
-            yield batch, acts
+            yield batch, None if acts is None else self._rotated(acts, batch.ids)
+
+    def read(self, start: int, end: int, ids: list[str]) -> dict[str, torch.Tensor]:
+        """The wrapped producer's stored activations of rows ``start:end``, rotated (supplied activations only)."""
+        return self._rotated(self.producer.read(start, end, ids), ids)
+
+    def _rotated(self, acts: dict[str, torch.Tensor], ids: list[str]) -> dict[str, torch.Tensor]:
+        return {name: self.rotation.apply(name, a, ids) for name, a in acts.items()}
 
     def describe_preprocess(self) -> dict[str, Any]:
         return self.producer.describe_preprocess()

@@ -93,9 +93,9 @@ def worker_init(_worker_id: int) -> None:
 @dataclass(frozen=True)
 class ThreadBudget:
     """How a run uses the CPUs it may: ``threads`` torch intra-op threads plus ``workers`` DataLoader processes
-    for the forward pass; the tally on ``tally_threads`` Python threads (each running torch on one intra-op
-    thread) while ``tally_workers`` processes decode the masks of the next batches (pass 2 without a forward
-    pass)."""
+    for the forward pass; in pass 2 without a forward pass, ``tally_workers`` processes that decode the masks (and
+    on a CPU device count the batches), and ``tally_threads`` Python threads (each running torch on one intra-op
+    thread) where the main process counts (:func:`plan_threads`)."""
 
     cpus: int  # CPUs this process may use (its affinity mask)
     threads: int
@@ -152,26 +152,31 @@ def plan_threads(threads: int | None, workers: int | None, device: str, cpus: in
     The tally runs on one torch intra-op thread: its operations are small (well under a millisecond), so intra-op
     threads mostly wait for each other at barriers, and on a loaded machine a descheduled thread stalls the rest
     (2000 x 512 tally on 2 CPUs under load: 1.1-1.7 s on one thread, 18-31 s on two). Its parallelism is coarse
-    instead: ``tally_threads`` Python threads count whole chunks of (image, unit) pairs side by side (half the
-    CPUs, at most 8; ``--threads`` given, that many), while ``tally_workers`` processes decode and group the masks
-    of the next batches (``--workers``, else the other CPUs, at least one where there are two, at most 8). Half and
-    half because both sides cost about the same per image (MobileNetV2 ``features.18``, 1,280 units: about 49 ms of
-    tally and, under cProfile, 45 ms of mask work per batch of 32); on 2 CPUs two threads tallied it only 11% faster, as they then
-    share the cores with the worker.
+    instead. On a CPU device, pass 2 from stored activations (the cache, or ``--activations``) counts each batch
+    in the ``tally_workers`` DataLoader processes that decode its masks, and the main process only adds their
+    counts, so they take every CPU (at most 16; none on one CPU, where the main process counts). Otherwise (a
+    second forward pass, or the tally on an accelerator) the main process counts, with ``tally_threads`` Python
+    threads each counting whole chunks of (image, unit) pairs (half the CPUs, at most 8; ``--threads`` given,
+    that many), while ``tally_workers`` processes decode and group the next batches' masks (the other CPUs, at
+    least one where there are two, at most 8). ``--workers`` given: that many tally workers.
     """
     cpus = cpus_per_process() if cpus is None else max(1, int(cpus))
     if threads is not None and threads < 1:
         raise BrodenError(f"--threads {threads}: must be at least 1")
     if workers is not None and workers < 0:
         raise BrodenError(f"--workers {workers}: give 0 (decode in this process) or more")
-    if threads is None:
-        tally_threads = max(1, min(8, cpus // 2))
-        tally_workers = (min(8, max(1, cpus - tally_threads)) if cpus > 1 else 0) if workers is None else int(workers)
+    on_cpu = device == "cpu" or device.startswith("cpu:")
+    tally_threads = max(1, min(8, cpus // 2)) if threads is None else int(threads)
+    if workers is not None:
+        tally_workers = int(workers)
+    elif on_cpu:
+        tally_workers = min(16, cpus) if cpus > 1 else 0
+    elif threads is None:
+        tally_workers = min(8, max(1, cpus - tally_threads)) if cpus > 1 else 0
     else:
-        tally_threads = int(threads)
-        tally_workers = min(8, max(0, cpus - tally_threads)) if workers is None else int(workers)
+        tally_workers = min(8, max(0, cpus - tally_threads))
     if workers is None:
-        if device == "cpu" or device.startswith("cpu:"):
+        if on_cpu:
             workers = min(4, cpus // 4)
         else:
             workers = min(8, cpus - 1)

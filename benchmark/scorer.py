@@ -22,10 +22,12 @@ processes resumes every rank where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +37,7 @@ import numpy as np
 import torch
 
 from benchmark import bootstrap
-from benchmark.activations import ActivationCache, SuppliedActivations
+from benchmark.activations import ActivationCache, Batch, SuppliedActivations
 from benchmark.activations.producers import ModelProducer, SuppliedProducer
 from benchmark.checkpoint import Checkpoint, run_key
 from benchmark.distributed import Group, current, rank_device, shard_bounds
@@ -47,7 +49,7 @@ from benchmark.rotation import RotatedProducer, Rotation
 from benchmark.runtime import ThreadBudget, cpus_per_process, cyclic_gc_paused, plan_threads, tune_allocator
 from benchmark.scoring import held_out_units, score_units
 from benchmark.summary import summarize_layer
-from benchmark.tally import Tally, TallyInput
+from benchmark.tally import BatchCounter, Tally, TallyInput
 from benchmark.topk import TopImages
 from broden.dataset import Broden
 from broden.errors import BrodenError
@@ -368,7 +370,7 @@ class _Run:
                     self.cache.write(name, batch.start, a)
                 a32 = a.float()
                 tq = time.perf_counter()
-                self.quant[name].add(a32, batch.start)
+                self.quant[name].add(a, batch.start)  # float16: kept as such
                 q_time += time.perf_counter() - tq
                 self.tops[name].add(a32, batch.start)
             self.row = batch.end
@@ -406,30 +408,41 @@ class _Run:
             self.timings["threshold_s"] += time.perf_counter() - t0
 
     def _tally_pass(self) -> None:
-        """Pass 2 over this rank's rows: intersections of active regions and labels, from the cache or a second
-        forward pass."""
+        """Pass 2 over this rank's rows: intersections of active regions and labels, from the cache (or the
+        supplied activations) or a second forward pass.
+
+        With stored activations and the tally on the CPU, each batch is counted where its masks are decoded
+        (:class:`_CountBatch`, in the ``tally_workers`` DataLoader processes) and this process only adds the
+        counts; otherwise it counts each batch here, on the run's device, with ``tally_threads`` threads."""
         t0 = time.perf_counter()
         recompute = self.cache is None and self.producer.kind == "model"  # else no forward pass in this pass
         workers = self.budget.workers if recompute else self.budget.tally_workers
+        stored = None if recompute else self.cache.rows() if self.cache is not None else self.producer.read
+        job = (_CountBatch(stored, {name: t.counter for name, t in self.tallies.items()}, self.thresholds,
+                           self.budget.tally_threads) if stored is not None and torch.device(self.device).type == "cpu"
+               else None)
         stream = self.producer.batches(self.settings.batch_size, workers, self.row, self.categories,
-                                       need_acts=self.cache is None, stop_row=self.stop)
-        for batch, acts in track(stream, "pass 2/2: tally", total=self.stop - self.row,
-                                 advance_by=lambda item: len(item[0].ids), quiet=self.quiet):
-            maps = batch.label_maps.to(self.device, non_blocking=True)
-            folds = bootstrap.fold_tensor(batch.ids)
-            train = torch.tensor([s == "train" for s in batch.splits], dtype=torch.bool)
-            with self.budget.tallying():
-                for name in self.producer.layers:
-                    a = self.cache.read(name, batch.start, batch.end).to(self.device) if self.cache is not None else acts[name]
-                    self.tallies[name].add(TallyInput(a.float(), maps, batch.image_labels, folds, train,
-                                                      batch.pixel_labels),
-                                           self.thresholds[name], threads=self.budget.tally_threads)
-            self.row = batch.end
-            if self._checkpoint_due():
-                self.timings["tally_s"] += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                self._save()
-            self._tick()
+                                       need_acts=recompute or (job is None and self.cache is None),
+                                       stop_row=self.stop, then=job)
+        with self.budget.tallying() if job is not None else contextlib.nullcontext():
+            for batch, acts in track(stream, "pass 2/2: tally", total=self.stop - self.row,
+                                     advance_by=lambda item: len(item[0].ids), quiet=self.quiet):
+                if batch.counts is None:
+                    if acts is None:
+                        acts = stored(batch.start, batch.end, batch.ids)
+                    with self.budget.tallying():
+                        for name in self.producer.layers:
+                            self.tallies[name].add(_tally_input(batch, acts[name].to(self.device)),
+                                                   self.thresholds[name], threads=self.budget.tally_threads)
+                else:
+                    for name in self.producer.layers:
+                        self.tallies[name].add_counts(batch.counts[name])
+                self.row = batch.end
+                if self._checkpoint_due():
+                    self.timings["tally_s"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    self._save()
+                self._tick()
         self.timings["tally_s"] += time.perf_counter() - t0
         if self.group.distributed:
             self._save()  # a relaunch after a failure in the final sum redoes only the merges
@@ -564,6 +577,32 @@ class _Run:
         with atomic.atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
+
+
+def _tally_input(batch: Batch, acts: torch.Tensor) -> TallyInput:
+    """A decoded pass-2 batch and one layer's activations, as the tally takes them."""
+    train = torch.tensor([s == "train" for s in batch.splits], dtype=torch.bool)
+    return TallyInput(acts.float(), batch.label_maps, batch.image_labels, bootstrap.fold_tensor(batch.ids), train,
+                      batch.pixel_labels)
+
+
+@dataclass
+class _CountBatch:
+    """``RowBatches(then=...)`` of pass 2 from stored activations: reads a decoded batch's activations and counts
+    it for every layer (:meth:`benchmark.tally.BatchCounter.count`), in the DataLoader worker that decoded it
+    (on one torch thread there; here, with ``threads``), and drops the label maps, which the counts replace."""
+
+    read: Callable[[int, int, list[str]], dict[str, torch.Tensor]]
+    counters: dict[str, BatchCounter]
+    thresholds: dict[str, torch.Tensor]
+    threads: int
+
+    def __call__(self, batch: Batch) -> None:
+        acts = self.read(batch.start, batch.end, batch.ids)
+        threads = 1 if torch.utils.data.get_worker_info() is not None else self.threads
+        batch.counts = {name: counter.count(_tally_input(batch, acts[name]), self.thresholds[name], threads)
+                        for name, counter in self.counters.items()}
+        batch.label_maps = batch.pixel_labels = None
 
 
 def _merged(cls, states: list[dict], device: str):

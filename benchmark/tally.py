@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -152,6 +152,159 @@ class TallyInput:
     # computes it); None: grouped here
 
 
+@dataclass
+class BatchCounts:
+    """One batch's counts: what :meth:`BatchCounter.count` computes and :meth:`Tally.add_counts` adds. A few
+    small tensors and no per-pixel data, so a DataLoader worker that counts a batch sends back little."""
+
+    fold: torch.Tensor  # (B,) int64: each image's fold
+    train: torch.Tensor  # (B,) bool: the image is in the train split
+    truth: torch.Tensor  # (B, NL) int64: pixels per (image, label), over layers, image-level labels included
+    active: torch.Tensor  # (B, U) int64: active pixels per (image, unit)
+    cell: torch.Tensor  # (E,) int64: unit * NL + label, per (image, unit, pixel label) that overlap ...
+    hits: torch.Tensor  # (E,) int64: ... their active pixels carrying the label ...
+    image: torch.Tensor  # (E,) int64: ... and the image
+    entry_image: torch.Tensor  # (M,) int64: the image-level label entries: image ...
+    entry_label: torch.Tensor  # (M,) int64: ... and label
+    gate: torch.Tensor  # (B, 1 or U, C) bool: which categories' activation terms an image's active pixels count in
+
+    def to(self, device: torch.device) -> BatchCounts:
+        return BatchCounts(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+
+class BatchCounter:
+    """Counts batches for a :class:`Tally` with the same set-up (:attr:`Tally.counter`): everything of the
+    tally but its counts. It keeps no state between batches, so batches can be counted anywhere (threads,
+    DataLoader workers) and their :class:`BatchCounts` added in any order."""
+
+    def __init__(self, num_units: int, num_labels: int, label_cat: torch.Tensor, num_categories: int, *,
+                 compat: str, upsample: str, device: torch.device, chunk_elements: int, folds: int) -> None:
+        self.num_units, self.num_labels, self.label_cat, self.num_categories = num_units, num_labels, label_cat, \
+            num_categories
+        self.compat, self.upsample, self.device = compat, upsample, device
+        self.chunk_elements, self.folds = chunk_elements, folds
+
+    def count(self, batch: TallyInput, thresholds: torch.Tensor, threads: int = 1) -> BatchCounts:
+        """Count one batch of images against per-unit ``thresholds`` (``(U,)``).
+
+        ``threads`` > 1: chunks of pairs are counted by that many Python threads side by side (torch releases the
+        interpreter lock inside its operations). Run them with one torch intra-op thread each
+        (:meth:`benchmark.runtime.ThreadBudget.tallying`): chunks are coarse enough that a thread descheduled on
+        a loaded machine delays only its own chunk, where intra-op threads wait for each other at every small
+        operation.
+        """
+        acts, maps, fold, train = self._check(batch, thresholds)
+        thr = thresholds.to(self.device, torch.float32)
+        nb, nu = acts.shape[:2]
+        nl = self.num_labels
+        sh, sw = maps.shape[2:]
+        num_cats = self.num_categories
+        pixels = PixelLabels.of(maps) if batch.pixel_labels is None else batch.pixel_labels.to(self.device)
+        if pixels.table.numel() and not 0 <= int(pixels.table.min()) <= int(pixels.table.max()) < nl:
+            raise BrodenError(f"label maps hold label numbers outside 0..{nl - 1}")
+        width = pixels.counts.shape[1]
+
+        img_b, img_l = self._image_label_entries(batch.image_labels)
+        # Pixels per (image, label), over all layers: each tuple's pixels, once per layer that carries the label.
+        per_image = torch.zeros(nb * nl, dtype=torch.int64, device=self.device)
+        tuple_image = torch.arange(nb, device=self.device)[:, None, None] * nl
+        per_image.index_add_(0, (tuple_image + pixels.table).flatten(),
+                             pixels.counts[:, :, None].expand(pixels.table.shape).flatten())
+        per_image = per_image.view(nb, nl)
+        per_image[:, 0] = 0  # label 0 (unlabeled) has no truth
+        image_truth = torch.zeros_like(per_image).view(-1)
+        image_truth.index_add_(0, img_b * nl + img_l, torch.full_like(img_l, sh * sw))
+
+        # Image-level categories per image (through the labels' primary categories; -1 goes to column 0, dropped).
+        image_cats = torch.zeros(nb, num_cats + 1, dtype=torch.bool, device=self.device)
+        image_cats[img_b, self.label_cat[img_l] + 1] = True
+
+        counts = torch.zeros(nb, nu, dtype=torch.int64, device=self.device)  # active pixels per (image, unit)
+        overlap = torch.zeros(nb, nu, num_cats + 1, dtype=torch.bool, device=self.device)  # lite gate
+        cat_column = self.label_cat + 1  # column of each pixel label's category; 0 = none (pixel label 0 too)
+        cat_column[0] = 0
+        tuples = SegmentValues(pixels.of_pixel, nb, acts.shape[2], (sh, sw))
+
+        def count(chunk: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+            """One chunk of pairs: its active pixels per pair, and per (pair, tuple, layer) with a label and
+            active pixels the (unit, label) cell, the pixels and the image (only tensors of its own: threads run
+            this side by side)."""
+            pb, pu = chunk
+            columns = active_columns(acts[pb, pu], thr[pu], (sh, sw))
+            # active pixels per (pair, tuple of its image): one bincount, the last bin taking the inactive ones;
+            # int32 keys (pairs x width <= chunk_elements): these are the tally's largest arrays, and it is bound
+            # by memory traffic
+            keys = tuples.under(pb, columns)
+            if pb.numel() * width >= 2**31 - 1:  # only with a chunk_elements beyond int32
+                keys = keys.long()
+            keys.add_((columns.maps * width).to(keys.dtype)[:, None]).masked_fill_(~columns.above, pb.numel() * width)
+            per_tuple = torch.bincount(keys.view(-1), minlength=pb.numel() * width + 1)[:-1].view(-1, width)
+            pair, t = per_tuple.nonzero(as_tuple=True)
+            labels = pixels.table[pb[pair], t]  # (E, L): the labels of each (pair, tuple) ...
+            carried = labels > 0  # label 0 never counts
+            hits = per_tuple[pair, t][:, None].expand(labels.shape)[carried]  # ... and its active pixels
+            cell = ((pu[pair] * nl)[:, None] + labels)[carried]
+            image = pb[pair][:, None].expand(labels.shape)
+            lite = ((image, pu[pair][:, None].expand(labels.shape), cat_column[labels])
+                    if self.compat == "netdissect-lite" else None)
+            return pb, pu, per_tuple.sum(dim=1), cell, hits, image[carried], lite
+
+        chunks = pair_chunks(acts, thr, (sh, sw), self.chunk_elements)
+        pool = _pool(threads) if threads > 1 and len(chunks) > 1 else None
+        cells, hits, images = [], [], []
+        for pb, pu, active, cell, hit, image, lite in (pool.map(count, chunks) if pool else map(count, chunks)):
+            counts[pb, pu] = active
+            cells.append(cell)
+            hits.append(hit)
+            images.append(image)
+            if self.compat == "netdissect-lite":
+                overlap[lite] = True
+        if self.compat == "netdissect":
+            pixel_cats = torch.zeros_like(image_cats)
+            present_b, present_l = per_image[:, 1:].nonzero(as_tuple=True)
+            pixel_cats[present_b, self.label_cat[present_l + 1] + 1] = True
+            gate = (image_cats | pixel_cats)[:, None, 1:]  # (B, 1, C): any label of c in the image
+        else:
+            gate = (overlap | image_cats[:, None, :])[:, :, 1:]  # (B, U, C)
+        empty = torch.zeros(0, dtype=torch.int64, device=self.device)
+        return BatchCounts(fold, train, per_image + image_truth.view(nb, nl), counts,
+                           torch.cat(cells) if cells else empty, torch.cat(hits) if hits else empty,
+                           torch.cat(images) if images else empty, img_b, img_l, gate)
+
+    def _check(self, batch: TallyInput, thresholds: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        acts, maps = batch.acts, batch.label_maps
+        if acts.dim() != 4 or maps.dim() != 4 or acts.shape[0] != maps.shape[0]:
+            raise BrodenError(
+                f"tally expects acts (B, U, h, w) and label_maps (B, L, sh, sw) for the same images; "
+                f"got {tuple(acts.shape)} and {tuple(maps.shape)}"
+            )
+        if acts.shape[1] != self.num_units or thresholds.shape != (self.num_units,):
+            raise BrodenError(f"tally was built for {self.num_units} units; got activations {tuple(acts.shape)} "
+                              f"and thresholds {tuple(thresholds.shape)}")
+        if len(batch.image_labels) != acts.shape[0]:
+            raise BrodenError("tally batch: image_labels must hold one list per image")
+        maps = maps.to(self.device)  # integers; only grouped (PixelLabels.of) when the batch brings no grouping
+        nb = acts.shape[0]
+        fold = torch.zeros(nb, dtype=torch.int64) if batch.folds is None else batch.folds.to(torch.int64)
+        train = torch.zeros(nb, dtype=torch.bool) if batch.train is None else batch.train.to(torch.bool)
+        if fold.shape != (nb,) or train.shape != (nb,):
+            raise BrodenError("tally batch: folds and train must hold one value per image")
+        if nb and not 0 <= int(fold.min()) <= int(fold.max()) < self.folds:
+            raise BrodenError(f"tally batch: folds must lie in 0..{self.folds - 1}")
+        return acts.to(self.device, torch.float32), maps, fold.to(self.device), train.to(self.device)
+
+    def _image_label_entries(
+        self, image_labels: Sequence[Sequence[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image-level labels as parallel (image index, label) tensors; label 0 dropped except in lite compat."""
+        keep_zero = self.compat == "netdissect-lite"
+        pairs = [(b, lab) for b, entries in enumerate(image_labels) for lab in entries if lab > 0 or keep_zero]
+        if any(not 0 <= lab < self.num_labels for _, lab in pairs):
+            raise BrodenError(f"image-level labels hold label numbers outside 0..{self.num_labels - 1}")
+        t = torch.tensor(pairs, dtype=torch.int64, device=self.device).reshape(-1, 2)
+        return t[:, 0], t[:, 1]
+
+
 class Tally:
     """Integer counts for IoU scoring of ``num_units`` units against labels ``0 .. num_labels - 1``.
 
@@ -218,104 +371,42 @@ class Tally:
             setattr(self, name, torch.zeros(shape, dtype=torch.int64, device=self.device))
 
     # -- accumulation ------------------------------------------------------------------------------------------------
+    @property
+    def counter(self) -> BatchCounter:
+        """What counts a batch for this tally (its set-up, none of its counts): small, so DataLoader workers can
+        count batches and send back only their :class:`BatchCounts`."""
+        return BatchCounter(self.num_units, self.num_labels, self.label_cat, len(self.categories), compat=self.compat,
+                            upsample=self.upsample, device=self.device, chunk_elements=self.chunk_elements,
+                            folds=self.folds)
+
     def add(self, batch: TallyInput, thresholds: torch.Tensor, threads: int = 1) -> None:
-        """Count one batch of images against per-unit ``thresholds`` (``(U,)``).
+        """Count one batch of images against per-unit ``thresholds`` (``(U,)``): :meth:`BatchCounter.count`, then
+        :meth:`add_counts`."""
+        self.add_counts(self.counter.count(batch, thresholds, threads))
 
-        ``threads`` > 1: chunks of pairs are counted by that many Python threads side by side (torch releases the
-        interpreter lock inside its operations). Run them with one torch intra-op thread each
-        (:meth:`benchmark.runtime.ThreadBudget.tallying`): chunks are coarse enough that a thread descheduled on
-        a loaded machine delays only its own chunk, where intra-op threads wait for each other at every small
-        operation.
-        """
-        acts, maps, fold, train = self._check(batch, thresholds)
-        thr = thresholds.to(self.device, torch.float32)
-        nb, nu = acts.shape[:2]
-        nl = self.num_labels
-        sh, sw = maps.shape[2:]
-        num_cats = len(self.categories)
-        pixels = PixelLabels.of(maps) if batch.pixel_labels is None else batch.pixel_labels.to(self.device)
-        if pixels.table.numel() and not 0 <= int(pixels.table.min()) <= int(pixels.table.max()) < nl:
-            raise BrodenError(f"label maps hold label numbers outside 0..{nl - 1}")
-        width = pixels.counts.shape[1]
-
-        img_b, img_l = self._image_label_entries(batch.image_labels)
-        # Pixels per (image, label), over all layers: each tuple's pixels, once per layer that carries the label.
-        per_image = torch.zeros(nb * nl, dtype=torch.int64, device=self.device)
-        tuple_image = torch.arange(nb, device=self.device)[:, None, None] * nl
-        per_image.index_add_(0, (tuple_image + pixels.table).flatten(),
-                             pixels.counts[:, :, None].expand(pixels.table.shape).flatten())
-        per_image = per_image.view(nb, nl)
-        per_image[:, 0] = 0  # label 0 (unlabeled) has no truth
-        image_truth = torch.zeros_like(per_image).view(-1)
-        image_truth.index_add_(0, img_b * nl + img_l, torch.full_like(img_l, sh * sw))
-        self._add_per_image(self.truth, self.fold_truth, self.train_truth, per_image + image_truth.view(nb, nl),
-                            fold, train)
-
-        # Image-level categories per image (through the labels' primary categories; -1 goes to column 0, dropped).
-        image_cats = torch.zeros(nb, num_cats + 1, dtype=torch.bool, device=self.device)
-        image_cats[img_b, self.label_cat[img_l] + 1] = True
-
-        counts = torch.zeros(nb, nu, dtype=torch.int64, device=self.device)  # active pixels per (image, unit)
-        overlap = torch.zeros(nb, nu, num_cats + 1, dtype=torch.bool, device=self.device)  # lite gate
-        cat_column = self.label_cat + 1  # column of each pixel label's category; 0 = none (pixel label 0 too)
-        cat_column[0] = 0
-        tuples = SegmentValues(pixels.of_pixel, nb, acts.shape[2], (sh, sw))
-
-        def count(chunk: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-            """One chunk of pairs: its active pixels per pair, and per (pair, tuple, layer) with a label and
-            active pixels the (unit, label) cell, the pixels and the image (only tensors of its own: threads run
-            this side by side)."""
-            pb, pu = chunk
-            columns = active_columns(acts[pb, pu], thr[pu], (sh, sw))
-            # active pixels per (pair, tuple of its image): one bincount, the last bin taking the inactive ones;
-            # int32 keys (pairs x width <= chunk_elements): these are the tally's largest arrays, and it is bound
-            # by memory traffic
-            keys = tuples.under(pb, columns)
-            if pb.numel() * width >= 2**31 - 1:  # only with a chunk_elements beyond int32
-                keys = keys.long()
-            keys.add_((columns.maps * width).to(keys.dtype)[:, None]).masked_fill_(~columns.above, pb.numel() * width)
-            per_tuple = torch.bincount(keys.view(-1), minlength=pb.numel() * width + 1)[:-1].view(-1, width)
-            pair, t = per_tuple.nonzero(as_tuple=True)
-            labels = pixels.table[pb[pair], t]  # (E, L): the labels of each (pair, tuple) ...
-            carried = labels > 0  # label 0 never counts
-            hits = per_tuple[pair, t][:, None].expand(labels.shape)[carried]  # ... and its active pixels
-            cell = ((pu[pair] * nl)[:, None] + labels)[carried]
-            image = pb[pair][:, None].expand(labels.shape)
-            lite = ((image, pu[pair][:, None].expand(labels.shape), cat_column[labels])
-                    if self.compat == "netdissect-lite" else None)
-            return pb, pu, per_tuple.sum(dim=1), cell, hits, image[carried], lite
-
-        chunks = pair_chunks(acts, thr, (sh, sw), self.chunk_elements)
-        pool = _pool(threads) if threads > 1 and len(chunks) > 1 else None
-        # integer sums, added here in chunk order: the same counts whatever the threads
-        for pb, pu, active, cell, hits, image, lite in (pool.map(count, chunks) if pool else map(count, chunks)):
-            counts[pb, pu] = active
-            self.intersection.view(-1).index_add_(0, cell, hits)
-            self.fold_intersection.view(-1).index_add_(0, fold[image] * (nu * nl) + cell, hits)
-            in_train = train[image]
-            self.train_intersection.view(-1).index_add_(0, cell[in_train], hits[in_train])
-            if self.compat == "netdissect-lite":
-                overlap[lite] = True
-
-        self.active += counts.sum(dim=0)
+    def add_counts(self, counts: BatchCounts) -> None:
+        """Add one batch's counts (from :meth:`BatchCounter.count` with this tally's :attr:`counter`)."""
+        nu, nl = self.num_units, self.num_labels
+        c = counts.to(self.device)
+        fold, train = c.fold, c.train
+        self._add_per_image(self.truth, self.fold_truth, self.train_truth, c.truth, fold, train)
+        self.intersection.view(-1).index_add_(0, c.cell, c.hits)
+        self.fold_intersection.view(-1).index_add_(0, fold[c.image] * (nu * nl) + c.cell, c.hits)
+        in_train = train[c.image]
+        self.train_intersection.view(-1).index_add_(0, c.cell[in_train], c.hits[in_train])
+        self.active += c.active.sum(dim=0)
         # Image-level labels: all of the unit's active pixels in the image, as (image entry, unit) -> (unit, label).
-        entry_counts = counts[img_b]  # (E, U)
+        img_b, img_l = c.entry_image, c.entry_label
+        entry_counts = c.active[img_b]  # (E, U)
         self.intersection.index_add_(1, img_l, entry_counts.t().contiguous())
         flat = (torch.arange(nu, device=self.device) * nl)[None, :] + img_l[:, None]  # (E, U) into (U, NL)
         self.fold_intersection.view(-1).index_add_(
             0, (flat + (fold[img_b] * (nu * nl))[:, None]).flatten(), entry_counts.flatten())
         in_train = train[img_b]
         self.train_intersection.view(-1).index_add_(0, flat[in_train].flatten(), entry_counts[in_train].flatten())
-        if self.compat == "netdissect":
-            pixel_cats = torch.zeros_like(image_cats)
-            present_b, present_l = per_image[:, 1:].nonzero(as_tuple=True)
-            pixel_cats[present_b, self.label_cat[present_l + 1] + 1] = True
-            gate = (image_cats | pixel_cats)[:, None, 1:]  # (B, 1, C): any label of c in the image
-        else:
-            gate = (overlap | image_cats[:, None, :])[:, :, 1:]  # (B, U, C)
         self._add_per_image(self.activation_by_category, self.fold_activation_by_category,
-                            self.train_activation_by_category, counts[:, :, None] * gate, fold, train)
-        self.images += nb
+                            self.train_activation_by_category, c.active[:, :, None] * c.gate, fold, train)
+        self.images += fold.shape[0]
         self.fold_images += torch.bincount(fold, minlength=self.folds)
         self.train_images += train.sum()
 
@@ -368,37 +459,3 @@ class Tally:
             setattr(new, name, state[name].to(new.device).clone())
         new.images = torch.tensor(int(state["images"]), dtype=torch.int64, device=new.device)
         return new
-
-    # -- helpers -----------------------------------------------------------------------------------------------------
-    def _check(self, batch: TallyInput, thresholds: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        acts, maps = batch.acts, batch.label_maps
-        if acts.dim() != 4 or maps.dim() != 4 or acts.shape[0] != maps.shape[0]:
-            raise BrodenError(
-                f"tally expects acts (B, U, h, w) and label_maps (B, L, sh, sw) for the same images; "
-                f"got {tuple(acts.shape)} and {tuple(maps.shape)}"
-            )
-        if acts.shape[1] != self.num_units or thresholds.shape != (self.num_units,):
-            raise BrodenError(f"tally was built for {self.num_units} units; got activations {tuple(acts.shape)} "
-                              f"and thresholds {tuple(thresholds.shape)}")
-        if len(batch.image_labels) != acts.shape[0]:
-            raise BrodenError("tally batch: image_labels must hold one list per image")
-        maps = maps.to(self.device)  # integers; only grouped (PixelLabels.of) when the batch brings no grouping
-        nb = acts.shape[0]
-        fold = torch.zeros(nb, dtype=torch.int64) if batch.folds is None else batch.folds.to(torch.int64)
-        train = torch.zeros(nb, dtype=torch.bool) if batch.train is None else batch.train.to(torch.bool)
-        if fold.shape != (nb,) or train.shape != (nb,):
-            raise BrodenError("tally batch: folds and train must hold one value per image")
-        if nb and not 0 <= int(fold.min()) <= int(fold.max()) < self.folds:
-            raise BrodenError(f"tally batch: folds must lie in 0..{self.folds - 1}")
-        return acts.to(self.device, torch.float32), maps, fold.to(self.device), train.to(self.device)
-
-    def _image_label_entries(
-        self, image_labels: Sequence[Sequence[int]]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image-level labels as parallel (image index, label) tensors; label 0 dropped except in lite compat."""
-        keep_zero = self.compat == "netdissect-lite"
-        pairs = [(b, lab) for b, entries in enumerate(image_labels) for lab in entries if lab > 0 or keep_zero]
-        if any(not 0 <= lab < self.num_labels for _, lab in pairs):
-            raise BrodenError(f"image-level labels hold label numbers outside 0..{self.num_labels - 1}")
-        t = torch.tensor(pairs, dtype=torch.int64, device=self.device).reshape(-1, 2)
-        return t[:, 0], t[:, 1]

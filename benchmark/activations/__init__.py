@@ -36,6 +36,8 @@ class Batch:
     image_labels: list[list[int]] | None = None  # per image: its image-level label numbers
     splits: list[str] | None = None  # per image: its split ("train" or "val"), decoded with the labels
     pixel_labels: PixelLabels | None = None  # label_maps grouped by label tuple (for the tally)
+    counts: dict[str, Any] | None = None  # per layer, the batch's tally counts when ``RowBatches(then=...)``
+    # counted it where it was decoded (pass 2: benchmark.tally.BatchCounts; label_maps and pixel_labels then None)
 
 
 @dataclass
@@ -133,6 +135,8 @@ class RowBatches(torch.utils.data.Dataset):
     categories are decoded and stacked (each category gets as many layers as its deepest image in the batch;
     missing layers are zeros), their pixels grouped by label tuple for the tally (:class:`PixelLabels`, here in the
     DataLoader worker rather than in the tally's thread), and each image's image-level label numbers listed.
+    ``then`` given: called on each decoded batch where it was decoded (in the worker), to work on it there; a
+    :class:`~broden.errors.BrodenError` it raises reaches the main process like a decoding error.
     """
 
     def __init__(
@@ -145,8 +149,10 @@ class RowBatches(torch.utils.data.Dataset):
         categories: Sequence[str] | None = None,
         first_row: int = 0,
         stop_row: int | None = None,
+        then: Callable[[Batch], None] | None = None,
     ) -> None:
         self.indices = np.asarray(indices, dtype=np.int64)
+        self.then = then
         self.batch_size = int(batch_size)
         self.preprocess = preprocess
         self.first_row = int(first_row)
@@ -192,6 +198,8 @@ class RowBatches(torch.utils.data.Dataset):
             keys = list(cols)
             rows = [{"image": None, **{k: cols[k][j] for k in keys}} for j in range(len(ids))]  # masks only
             self._add_labels(batch, rows)
+        if self.then is not None:
+            self.then(batch)
         return batch
 
     def _add_labels(self, batch: Batch, rows: list[dict[str, Any]]) -> None:
@@ -269,9 +277,14 @@ def check_finite(layer: str, acts: torch.Tensor, ids: Sequence[str]) -> torch.Te
     return half
 
 
+def cache_file(directory: Path, layer_index: int) -> Path:
+    """The file of a run's ``layer_index``-th layer in its activation cache directory."""
+    return directory / f"layer{layer_index}.f16"
+
+
 class ActivationCache:
-    """One raw float16 file per layer, (N, U, h, w) row-major, written and read by row ranges: rows
-    ``first_row .. first_row + num_rows - 1`` of the run (a distributed rank caches its shard).
+    """One raw float16 file per layer, (N, U, h, w) row-major, written by row ranges and read through
+    :meth:`rows`: rows ``first_row .. first_row + num_rows - 1`` of the run (a distributed rank caches its shard).
 
     Plain positioned reads and writes rather than a memory map: the page cache holds the data, so the process's
     resident memory does not grow with the number of images.
@@ -286,7 +299,7 @@ class ActivationCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._files = {}
         for i, (layer, shape) in enumerate(shapes.items()):
-            path = self.dir / f"layer{i}.f16"
+            path = cache_file(self.dir, i)
             size = num_rows * int(np.prod(shape)) * 2
             f = open(path, "r+b" if resume else "w+b")
             f.truncate(size)
@@ -296,7 +309,7 @@ class ActivationCache:
     def intact(directory: Path, shapes: dict[str, tuple[int, int, int]], num_rows: int) -> bool:
         """Whether a previous run left every layer's file at its full size (resumable)."""
         for i, shape in enumerate(shapes.values()):
-            path = Path(directory) / f"layer{i}.f16"
+            path = cache_file(Path(directory), i)
             if not path.is_file() or path.stat().st_size != num_rows * int(np.prod(shape)) * 2:
                 return False
         return True
@@ -311,14 +324,9 @@ class ActivationCache:
         f.seek((start - self.first_row) * int(np.prod(self.shapes[layer])) * 2)
         f.write(memoryview(data).cast("B"))
 
-    def read(self, layer: str, start: int, end: int) -> torch.Tensor:
-        shape = self.shapes[layer]
-        out = np.empty((end - start, *shape), CACHE_DTYPE)
-        f = self._files[layer]
-        f.seek((start - self.first_row) * int(np.prod(shape)) * 2)
-        if f.readinto(memoryview(out).cast("B")) != out.nbytes:
-            raise BrodenError(f"{self.dir}: activation cache is truncated; run again with --force")
-        return torch.from_numpy(out)
+    def rows(self) -> CacheRows:
+        """The cache's reader (for rows written and flushed): small and picklable, for other processes too."""
+        return CacheRows(self.dir, self.shapes, self.first_row)
 
     def flush(self) -> None:
         for f in self._files.values():
@@ -329,6 +337,28 @@ class ActivationCache:
         for f in self._files.values():
             f.close()
         self._files = {}
+
+
+@dataclass(frozen=True)
+class CacheRows:
+    """Reads an :class:`ActivationCache`'s rows (those written and flushed), from any process."""
+
+    dir: Path
+    shapes: dict[str, tuple[int, int, int]]
+    first_row: int
+
+    def read(self, layer: str, start: int, end: int) -> torch.Tensor:
+        """Rows ``start:end`` of ``layer``, float16 ``(end - start, U, h, w)``."""
+        shape = self.shapes[layer]
+        out = np.empty((end - start, *shape), CACHE_DTYPE)
+        path = cache_file(self.dir, list(self.shapes).index(layer))
+        if not read_rows(path, (start - self.first_row) * out[:1].nbytes, out):
+            raise BrodenError(f"{self.dir}: activation cache is truncated; run again with --force")
+        return torch.from_numpy(out)
+
+    def __call__(self, start: int, end: int, ids: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Every layer's rows ``start:end`` (the reader of stored activations, as ``SuppliedProducer.read``)."""
+        return {layer: self.read(layer, start, end) for layer in self.shapes}
 
 
 class SuppliedActivations:
@@ -391,12 +421,25 @@ class SuppliedActivations:
         full Broden scale, 3.2 GB of float16 for 512 units 7x7)."""
         if isinstance(self.array, np.memmap) and self.array.flags.c_contiguous:
             rows = np.empty((end - start, *self.array.shape[1:]), self.array.dtype)
-            with open(self.path, "rb") as f:
-                f.seek(self.array.offset + start * rows[:1].nbytes)
-                if f.readinto(memoryview(rows).cast("B")) != rows.nbytes:
-                    raise BrodenError(f"{self.path}: 'activations' is truncated; write the file again")
+            if not read_rows(self.path, self.array.offset + start * rows[:1].nbytes, rows):
+                raise BrodenError(f"{self.path}: 'activations' is truncated; write the file again")
             return torch.from_numpy(rows.astype(np.float32))
         return torch.from_numpy(np.array(self.array[start:end], dtype=np.float32))  # a copy: the map is read-only
+
+
+def read_rows(path: Path, offset: int, out: np.ndarray) -> bool:
+    """Fill ``out`` with the bytes of ``path`` from ``offset``, through a file of its own (so that processes and
+    threads never share a file position) and not through a memory map (mapped pages stay resident in the
+    process). False when the file ends first."""
+    with open(path, "rb", buffering=0) as f:
+        f.seek(offset)
+        view, done = memoryview(out).cast("B"), 0
+        while done < out.nbytes:
+            got = f.readinto(view[done:])
+            if not got:
+                return False
+            done += got
+    return True
 
 
 def _check_dtype(path: Path, name: str, dtype: np.dtype) -> None:

@@ -2,11 +2,12 @@
 
 Both yield, per batch of rows in the run's order, the decoded :class:`~benchmark.activations.Batch` and each layer's
 activations as float16 (checked finite), and both describe themselves for the results file and the run key.
+``then`` is :class:`~benchmark.activations.RowBatches`'s: work on each batch where it is decoded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -57,11 +58,12 @@ class ModelProducer:
                               f"({batch.ids[0]} ...): {type(exc).__name__}: {detail}") from exc
 
     def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,
-                need_acts: bool = True, stop_row: int | None = None) -> Iterator[tuple[Batch, Acts | None]]:
+                need_acts: bool = True, stop_row: int | None = None,
+                then: Callable[[Batch], None] | None = None) -> Iterator[tuple[Batch, Acts | None]]:
         """Rows ``first_row .. stop_row - 1`` (default: to the end); ``categories`` given: with label maps;
         ``need_acts`` False: no forward."""
         rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row, stop_row=stop_row,
-                        preprocess=self.preprocess if need_acts else None, categories=categories)
+                        preprocess=self.preprocess if need_acts else None, categories=categories, then=then)
         for batch in batch_loader(rb, workers):
             if not need_acts:
                 yield batch, None
@@ -91,12 +93,17 @@ class SuppliedProducer:
         self.shapes = {supplied.layer: supplied.shape}
 
     def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,
-                need_acts: bool = True, stop_row: int | None = None) -> Iterator[tuple[Batch, Acts | None]]:
+                need_acts: bool = True, stop_row: int | None = None,
+                then: Callable[[Batch], None] | None = None) -> Iterator[tuple[Batch, Acts | None]]:
+        """As :meth:`ModelProducer.batches`; ``need_acts`` False: the activations are not read."""
         rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row, stop_row=stop_row,
-                        categories=categories)
+                        categories=categories, then=then)
         for batch in batch_loader(rb, workers if categories else 0):
-            acts = self.supplied.read(batch.start, batch.end)
-            yield batch, {self.supplied.layer: check_finite(self.supplied.layer, acts, batch.ids)}
+            yield batch, self.read(batch.start, batch.end, batch.ids) if need_acts else None
+
+    def read(self, start: int, end: int, ids: Sequence[str]) -> Acts:
+        """The activations of rows ``start:end`` (dataset ids ``ids``), from any process."""
+        return {self.supplied.layer: check_finite(self.supplied.layer, self.supplied.read(start, end), ids)}
 
     def describe_preprocess(self) -> dict[str, Any]:
         return {"kind": "supplied", "file": str(self.supplied.path)}

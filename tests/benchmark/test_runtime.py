@@ -19,8 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("threads", "workers", "device", "cpus", "expected"),
     [  # expected: threads, workers, tally threads, tally workers
-        (None, None, "cpu", 2, (2, 0, 1, 1)),  # the forward pass gets every CPU; the tally one, one worker decodes
-        (None, None, "cpu", 16, (12, 4, 8, 8)),  # a quarter decodes, at most 4 (the tally: 8 threads, 8 workers)
+        (None, None, "cpu", 2, (2, 0, 1, 2)),  # the forward pass gets every CPU; pass 2: every CPU counts
+        (None, None, "cpu", 16, (12, 4, 8, 16)),  # a quarter decodes, at most 4 (pass 2: 16 counting workers)
+        (None, None, "cpu", 32, (28, 4, 8, 16)),
+        (2, None, "cpu", 4, (2, 1, 2, 4)),  # --threads given: the counting workers still take the CPUs
         (None, None, "cpu", 1, (1, 0, 1, 0)),
         (None, None, "cuda", 16, (8, 8, 8, 8)),  # decoding feeds the accelerator
         (None, None, "cuda:1", 1, (1, 0, 1, 0)),

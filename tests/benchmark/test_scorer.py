@@ -149,6 +149,39 @@ def test_recomputing_the_forward_equals_the_cache(small, tmp_path) -> None:
     assert cached["layers"] == recomputed["layers"]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pass_two_counts_in_the_workers_like_here(small, tmp_path, monkeypatch, workers) -> None:
+    """From stored activations (the cache; supplied ones, rotated too) pass 2 counts each batch in the DataLoader
+    worker that decoded it and only adds the counts here: the same results as counting here (workers=0), and as a
+    second forward pass counted here."""
+    import benchmark.scorer as scorer_module
+
+    count = scorer_module._CountBatch.__call__
+
+    def spy(self, batch) -> None:
+        (tmp_path / f"counted-by-{os.getpid()}").touch()
+        count(self, batch)
+
+    monkeypatch.setattr(scorer_module._CountBatch, "__call__", spy)
+    here = score_model(loaded(tiny(), ["stem", "head"]), small, tmp_path / "here", settings()).results
+    assert {p.name for p in tmp_path.glob("counted-by-*")} == {f"counted-by-{os.getpid()}"}
+    for p in tmp_path.glob("counted-by-*"):
+        p.unlink()
+    there = score_model(loaded(tiny(), ["stem", "head"]), small, tmp_path / "there", settings(workers=workers)).results
+    counted_by = {p.name for p in tmp_path.glob("counted-by-*")}
+    assert len(counted_by) == workers and f"counted-by-{os.getpid()}" not in counted_by
+    assert there["environment"]["tally_workers"] == workers and there["layers"] == here["layers"]
+    recomputed = score_model(loaded(tiny(), ["stem", "head"]), small, tmp_path / "again",
+                             settings(cache_budget_bytes=0)).results
+    assert recomputed["layers"] == here["layers"]
+    path = tmp_path / "acts.npz"
+    np.savez(path, activations=_acts(small, list(range(len(small)))), image=np.asarray(small.ids), layer="head")
+    for rotate in (None, 0.5):
+        runs = [score_activations(SuppliedActivations(path, small), small, tmp_path / f"s{rotate}{w}",
+                                  settings(workers=w, rotate=rotate)).results["layers"] for w in (0, workers)]
+        assert runs[0] == runs[1]
+
+
 def _acts(small, rows: list[int]) -> np.ndarray:
     pre = Preprocessing((64, 64))
     x = torch.stack([pre(open_image(small.rows[r]["image"]["bytes"])) for r in rows])
