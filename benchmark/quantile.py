@@ -129,10 +129,10 @@ class TopQuantile:
             self._start_sketch()
         if self._top is not None:
             values = self._harmonized(values)
-            self.count += values.shape[1]
+        self.count += values.shape[1]
+        if self._top is not None:
             self._add_exact(values)
         else:
-            self.count += values.shape[1]
             self._add_to_sketch(values.float())
 
     def merge(self, other: "TopQuantile") -> None:
@@ -143,9 +143,10 @@ class TopQuantile:
             raise BrodenError(f"thresholds: more than the {self.stream_total} values announced (stream_total)")
         other = TopQuantile.from_state_dict(other.state_dict(), self.device)
         if self._top is not None and other._top is not None and self.count + other.count <= self.exact_limit:
-            values = self._harmonized(other._top) if other.count else other._top.to(self._top.dtype)
-            self.count += other.count
-            self._add_exact(values)
+            if other.count:  # an empty part neither adds values nor changes the top's dtype
+                values = self._harmonized(other._top)
+                self.count += other.count
+                self._add_exact(values)
             return
         for side in (self, other):
             if side._top is not None:

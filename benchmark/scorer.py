@@ -417,10 +417,15 @@ class _Run:
         t0 = time.perf_counter()
         recompute = self.cache is None and self.producer.kind == "model"  # else no forward pass in this pass
         workers = self.budget.workers if recompute else self.budget.tally_workers
-        stored = None if recompute else self.cache.rows() if self.cache is not None else self.producer.read
-        job = (_CountBatch(stored, {name: t.counter for name, t in self.tallies.items()}, self.thresholds,
-                           self.budget.tally_threads) if stored is not None and torch.device(self.device).type == "cpu"
-               else None)
+        stored = None  # reads a batch's stored activations
+        if self.cache is not None:
+            stored = self.cache.rows()
+        elif not recompute:
+            stored = self.producer.read
+        job = None
+        if stored is not None and torch.device(self.device).type == "cpu":
+            job = _CountBatch(stored, {name: t.counter for name, t in self.tallies.items()}, self.thresholds,
+                              self.budget.tally_threads)
         stream = self.producer.batches(self.settings.batch_size, workers, self.row, self.categories,
                                        need_acts=recompute or (job is None and self.cache is None),
                                        stop_row=self.stop, then=job)

@@ -1,7 +1,9 @@
 """Network Dissection counts per (unit, label): intersection, truth and the category-gated activation.
 
 A :class:`Tally` accumulates, over batches of images, the integer counts from which :mod:`benchmark.scoring` computes
-each unit's IoU with each label. Everything runs as batched tensor operations on the tally's device; there is no
+each unit's IoU with each label. Counting a batch (:class:`BatchCounter`, the tally's set-up without its counts)
+and adding its :class:`BatchCounts` are separate steps, so batches can be counted in other processes (the scorer's
+DataLoader workers) and added here. Everything runs as batched tensor operations on the tally's device; there is no
 Python loop over units, labels or pixels. How (each step measured, see ``bench/README.md``):
 
 * the pixels of each image are grouped by the tuple of labels they carry, one per layer
@@ -178,11 +180,10 @@ class BatchCounter:
     DataLoader workers) and their :class:`BatchCounts` added in any order."""
 
     def __init__(self, num_units: int, num_labels: int, label_cat: torch.Tensor, num_categories: int, *,
-                 compat: str, upsample: str, device: torch.device, chunk_elements: int, folds: int) -> None:
-        self.num_units, self.num_labels, self.label_cat, self.num_categories = num_units, num_labels, label_cat, \
-            num_categories
-        self.compat, self.upsample, self.device = compat, upsample, device
-        self.chunk_elements, self.folds = chunk_elements, folds
+                 compat: str, device: torch.device, chunk_elements: int, folds: int) -> None:
+        self.num_units, self.num_labels, self.num_categories = num_units, num_labels, num_categories
+        self.label_cat = label_cat  # (NL,) primary category index, -1 = not scored (the tally's)
+        self.compat, self.device, self.chunk_elements, self.folds = compat, device, chunk_elements, folds
 
     def count(self, batch: TallyInput, thresholds: torch.Tensor, threads: int = 1) -> BatchCounts:
         """Count one batch of images against per-unit ``thresholds`` (``(U,)``).
@@ -266,10 +267,11 @@ class BatchCounter:
             gate = (image_cats | pixel_cats)[:, None, 1:]  # (B, 1, C): any label of c in the image
         else:
             gate = (overlap | image_cats[:, None, :])[:, :, 1:]  # (B, U, C)
-        empty = torch.zeros(0, dtype=torch.int64, device=self.device)
-        return BatchCounts(fold, train, per_image + image_truth.view(nb, nl), counts,
-                           torch.cat(cells) if cells else empty, torch.cat(hits) if hits else empty,
-                           torch.cat(images) if images else empty, img_b, img_l, gate)
+        def joined(parts: list[torch.Tensor]) -> torch.Tensor:
+            return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64, device=self.device)
+
+        return BatchCounts(fold, train, per_image + image_truth.view(nb, nl), counts, joined(cells), joined(hits),
+                           joined(images), img_b, img_l, gate)
 
     def _check(self, batch: TallyInput, thresholds: torch.Tensor) -> tuple[torch.Tensor, ...]:
         acts, maps = batch.acts, batch.label_maps
@@ -376,8 +378,7 @@ class Tally:
         """What counts a batch for this tally (its set-up, none of its counts): small, so DataLoader workers can
         count batches and send back only their :class:`BatchCounts`."""
         return BatchCounter(self.num_units, self.num_labels, self.label_cat, len(self.categories), compat=self.compat,
-                            upsample=self.upsample, device=self.device, chunk_elements=self.chunk_elements,
-                            folds=self.folds)
+                            device=self.device, chunk_elements=self.chunk_elements, folds=self.folds)
 
     def add(self, batch: TallyInput, thresholds: torch.Tensor, threads: int = 1) -> None:
         """Count one batch of images against per-unit ``thresholds`` (``(U,)``): :meth:`BatchCounter.count`, then

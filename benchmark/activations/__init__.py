@@ -12,7 +12,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ import torch
 from benchmark.runtime import worker_init
 from broden.dataset import Broden, decode_row, open_image
 from broden.errors import BrodenError
+
+if TYPE_CHECKING:  # the tally imports this module
+    from benchmark.tally import BatchCounts
 
 CACHE_DTYPE = np.float16
 
@@ -36,8 +39,8 @@ class Batch:
     image_labels: list[list[int]] | None = None  # per image: its image-level label numbers
     splits: list[str] | None = None  # per image: its split ("train" or "val"), decoded with the labels
     pixel_labels: PixelLabels | None = None  # label_maps grouped by label tuple (for the tally)
-    counts: dict[str, Any] | None = None  # per layer, the batch's tally counts when ``RowBatches(then=...)``
-    # counted it where it was decoded (pass 2: benchmark.tally.BatchCounts; label_maps and pixel_labels then None)
+    counts: dict[str, BatchCounts] | None = None  # per layer, when ``RowBatches(then=...)`` counted the batch where
+    # it was decoded (pass 2; label_maps and pixel_labels are then None)
 
 
 @dataclass
