@@ -94,7 +94,11 @@ class TopQuantile:
         self._capacity = (math.ceil(2 * self.quantile * self.exact_limit) if stream_total is None
                           else math.ceil(self.quantile * self.stream_total)) + 2
         self._top: torch.Tensor | None = torch.empty(self.num_units, 0, device=self.device)  # sorted descending
-        self._pending: list[torch.Tensor] = []
+        # Exact mode's buffers, grown geometrically and reused by every merge (see _merge): _top is a view of
+        # _store's first columns (or a tensor of its own until the first merge), and the first _pending_size
+        # columns of _pending hold the values not merged yet.
+        self._store: torch.Tensor | None = None
+        self._pending: torch.Tensor | None = None
         self._pending_size = 0
         # Sketch (once _top is None): per unit, counts of the SKETCH_MAX_BINS buckets ending at bucket id _hi, and
         # the number of values below them.
@@ -197,7 +201,7 @@ class TopQuantile:
             "exact_limit": self.exact_limit,
             "stream_total": self.stream_total,
             "count": self.count,
-            "top": cpu(self._top),
+            "top": cpu(None if self._top is None else self._top.contiguous()),  # not the whole store
             "bins": cpu(self._bins),
             "bins_hi": cpu(self._hi),
             "below": cpu(self._below),
@@ -230,8 +234,9 @@ class TopQuantile:
         half = values.dtype == torch.float16 and (self.count == 0 or self._top.dtype == torch.float16)
         dtype = torch.float16 if half else torch.float32
         if self._top.dtype != dtype:
-            self._top = self._top.to(dtype)
-            self._pending = [p.to(dtype) for p in self._pending]
+            self._top, self._store = self._top.to(dtype), None
+            if self._pending is not None:
+                self._pending = self._pending.to(dtype)
         return values.to(dtype)
 
     def _add_exact(self, values: torch.Tensor) -> None:
@@ -245,25 +250,47 @@ class TopQuantile:
             if width < values.shape[1]:
                 candidates = torch.where(keep, values, torch.full_like(values, -math.inf))
                 values = torch.topk(candidates, width, dim=1, sorted=False).values
-        self._pending.append(values)
-        self._pending_size += values.shape[1]
-        if self._top.shape[1] + self._pending_size >= self._capacity + max(self._capacity // 2, 1024):
+        limit = max(self._capacity // 2, 1024)  # values pending before a merge
+        size, width = self._pending_size, values.shape[1]
+        if size + width > limit:
             self._flush()
+            size = 0
+        if width > limit:  # more than the buffer holds: merged at once
+            self._merge(values)
+            return
+        if self._pending is None or self._pending.shape[1] < size + width:
+            grown = values.new_empty(self.num_units, min(limit, max(size + width, 2 * size)))
+            if size:
+                grown[:, :size] = self._pending[:, :size]
+            self._pending = grown
+        self._pending[:, size : size + width] = values
+        self._pending_size = size + width
 
     def _flush(self) -> None:
-        """Merge the pending values into the top, :data:`FLUSH_UNITS` units at a time: the merge's temporaries
-        (the concatenation, ``topk``'s int64 indices) stay a few MB instead of growing with the kept top (at full
-        Broden scale, 190 MB for 512 units), and a full top is rewritten in place."""
-        if not self._pending or self._top is None:
-            return
-        pending, self._pending, self._pending_size = self._pending, [], 0
-        width = min(self._top.shape[1] + sum(p.shape[1] for p in pending), self._capacity)
-        top = self._top if width == self._top.shape[1] else self._top.new_empty(self.num_units, width)
+        """Merge the pending values into the top."""
+        if self._pending_size and self._top is not None:
+            self._merge(None)
+
+    def _merge(self, extra: torch.Tensor | None) -> None:
+        """Keep the top ``K`` of the kept values, the pending ones and ``extra``, in the store.
+
+        :data:`FLUSH_UNITS` units at a time, so that the temporaries (the concatenation, ``topk``'s int64
+        indices) stay a few MB however large the top (at full Broden scale, all units at once took 190 MB), and
+        into buffers that are reused: a full top is rewritten in place and the pending buffer refilled. Fresh
+        tensors of ever-changing sizes per batch and per merge left the tuned allocator's heap full of holes
+        (the thresholds of 63,305 x 512 x 7 x 7 values grew the process by 440 MB, for 32 MB of values)."""
+        parts = [] if extra is None else [extra]
+        size = self._pending_size
+        width = min(self._top.shape[1] + size + sum(p.shape[1] for p in parts), self._capacity)
+        store = self._store
+        if store is None or store.shape[1] < width or store.dtype != self._top.dtype:
+            store = self._top.new_empty(self.num_units, min(self._capacity, max(width, 2 * self._top.shape[1])))
         for u in range(0, self.num_units, FLUSH_UNITS):
             rows = slice(u, u + FLUSH_UNITS)
-            merged = torch.cat([self._top[rows], *(p[rows] for p in pending)], dim=1)
-            top[rows] = torch.topk(merged, width, dim=1, sorted=True).values
-        self._top = top
+            pending = [self._pending[rows, :size]] if size else []
+            merged = torch.cat([self._top[rows], *pending, *(p[rows] for p in parts)], dim=1)
+            store[rows, :width] = torch.topk(merged, width, dim=1, sorted=True).values
+        self._store, self._top, self._pending_size = store, store[:, :width], 0
 
     # -- sketch ------------------------------------------------------------------------------------------------------
     def _start_sketch(self) -> None:
@@ -271,6 +298,7 @@ class TopQuantile:
         self._flush()
         assert self._top is not None
         top, self._top = self._top.float(), None  # buckets from float32 logarithms, whatever the top's dtype
+        self._store = self._pending = None
         self._bins = torch.zeros(self.num_units, SKETCH_MAX_BINS, dtype=torch.int64, device=self.device)
         self._hi = torch.full((self.num_units,), _NO_BUCKET, dtype=torch.int64, device=self.device)
         self._below = torch.full((self.num_units,), self.count - top.shape[1], dtype=torch.int64, device=self.device)

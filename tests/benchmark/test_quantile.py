@@ -63,6 +63,22 @@ def test_exact_top_across_flush_chunks() -> None:
     np.testing.assert_allclose(tq.thresholds().numpy(), reference(values, 0.005), rtol=1e-6)
 
 
+def test_exact_buffers_are_reused_once_full() -> None:
+    """Once the top is full, every merge rewrites the same store in place and the pending values stay within
+    their bounded buffer: no fresh tensors per merge (they left the allocator's heap full of holes)."""
+    rng = np.random.default_rng(5)
+    values = relu_lognormal(rng, 20000, 3)
+    tq = stream(values[:10000], 0.005, chunks=50, exact_limit=20000, stream_total=20000)
+    assert tq._top.shape[1] == tq._capacity == 102  # ceil(0.005 * 20000) + 2
+    store = tq._store
+    for part in np.array_split(values[10000:], 50):
+        tq.add(torch.from_numpy(part))
+        tq.thresholds()  # merges whatever is pending
+        assert tq._store is store and tq._top.data_ptr() == store.data_ptr()
+    assert tq._pending.shape[1] <= max(tq._capacity // 2, 1024)
+    np.testing.assert_allclose(tq.thresholds().numpy(), reference(values, 0.005), rtol=1e-6)
+
+
 def test_float16_values_are_kept_as_float16_until_a_float32_one() -> None:
     """float16 activations (the scorer's) are kept as such: half the memory, the thresholds of the same values
     in float32; a float32 value later (or merged in) promotes the top, still exact."""
