@@ -41,8 +41,9 @@ class TopQuantile:
 
     **Exact mode** (``n <= exact_limit``). The level needs only the largest ``ceil(quantile * (n - 1)) + 1`` values.
     Each unit keeps its exact top ``K = ceil(2 * quantile * exact_limit) + 2`` values (all of them while ``n <= K``;
-    the factor 2 is the margin the sketch starts from, below): at most ``4 * K * U`` bytes, plus a pending batch;
-    half that while every value is float16 (the scorer's activations are), as they are then kept.
+    the factor 2 is the margin the sketch starts from, below): at most ``4 * K * U`` bytes, plus at most
+    ``max(K // 2, 1024)`` pending values per unit, in buffers reused by every merge; half that while every value is
+    float16 (the scorer's activations are), as they are then kept.
     Values not above the current K-th largest are dropped before any sort. A caller that knows the total count
     (images x h x w) should pass it as ``exact_limit``, and as ``stream_total`` when it is at most ``exact_limit``:
     no sketch can follow, so ``K = ceil(quantile * stream_total) + 2`` (half the memory; at full Broden scale,
