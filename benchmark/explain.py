@@ -672,7 +672,7 @@ def explain(results_path: str | os.PathLike[str], settings: ExplainSettings | No
         else:
             checks = None
             if p == 0:
-                row_of = {ds.ids[i]: r for r, i in enumerate(source.indices)}
+                row_of = {rid: r for r, rid in enumerate(ds.ids_at(source.indices))}
                 checks = {layer["name"]: _TopImageCheck(layer, units, row_of, device) for layer in layers}
             items = _computed(source, row, thresholds, checks, num_labels, device, settings.chunk_elements, label)
             if recording and not done_batches:

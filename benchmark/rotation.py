@@ -97,7 +97,7 @@ class RotatedProducer:
     def __init__(self, producer: Any, rotation: Rotation) -> None:
         self.producer, self.rotation = producer, rotation
         self.kind, self.layers, self.shapes = producer.kind, producer.layers, producer.shapes
-        self.indices, self.dataset_ids = producer.indices, producer.dataset_ids
+        self.indices = producer.indices
         for name in self.layers:  # build the matrices up front: a bad one fails before any pass
             rotation.matrix(self.shapes[name][0])
 

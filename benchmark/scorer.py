@@ -235,7 +235,7 @@ class _Run:
         }
         self.key = run_key({
             "source": producer.identity(), "layers": producer.layers, "dataset": dataset.fingerprint,
-            "rows": producer.indices if producer.kind == "supplied" else len(producer.indices),
+            "rows": np.asarray(producer.indices).tolist() if producer.kind == "supplied" else len(producer.indices),
             "protocol": {k: v for k, v in self.protocol.items() if k not in ("threshold_method", "batch_size")},
             "top_k": settings.top_k, "activation_dtype": "float16",
         })
@@ -495,9 +495,11 @@ class _Run:
     # -- outputs ---------------------------------------------------------------------------------------------------
     def _row_ids(self, rows: torch.Tensor) -> np.ndarray:
         """Dataset ids of run rows (``-1`` -> '')."""
-        ids, order = self.producer.dataset_ids, self.producer.indices
-        flat = ["" if r < 0 else ids[order[r]] for r in rows.cpu().numpy().ravel()]
-        return np.asarray(flat, dtype=str).reshape(tuple(rows.shape))
+        flat = rows.cpu().numpy().ravel()
+        known = np.flatnonzero(flat >= 0)
+        out = np.full(flat.shape, "", dtype=object)
+        out[known] = self.dataset.ids_at(np.asarray(self.producer.indices)[flat[known]])
+        return out.astype(str).reshape(tuple(rows.shape))
 
     def _results(self) -> dict[str, Any]:
         label_names = {lab.number: lab.name for lab in self.dataset.labels.labels}

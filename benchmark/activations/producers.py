@@ -33,8 +33,7 @@ class ModelProducer:
         self.dataset = dataset
         self.layers = layers
         self.device = torch.device(device)
-        self.indices = list(range(len(dataset)))
-        self.dataset_ids = list(dataset.ids)
+        self.indices = range(len(dataset))
         size = dataset.meta.get("image_size")
         self.preprocess = resolve_preprocess(model, (int(size[0]), int(size[1])) if size else None)
         model.module.eval().to(self.device)
@@ -89,7 +88,6 @@ class SuppliedProducer:
         self.dataset = dataset
         self.layers = [supplied.layer]
         self.indices = supplied.indices
-        self.dataset_ids = supplied.dataset_ids
         self.shapes = {supplied.layer: supplied.shape}
 
     def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,

@@ -83,6 +83,8 @@ import numpy as np
 if sys.argv[1] == "tuned":
     from benchmark.runtime import tune_allocator
     assert tune_allocator() and tune_allocator()  # idempotent
+    import pyarrow as pa
+    assert pa.default_memory_pool().backend_name == "system"  # Arrow shares the tuned malloc
 def resident_mib():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 / 2**20

@@ -13,7 +13,7 @@ from datasets import ClassLabel, DatasetDict, IterableDatasetDict, load_dataset
 
 import broden
 from broden.cli import main
-from broden.dataset import Fingerprinter, stream_rows
+from broden.dataset import SPLITS, Fingerprinter, stream_rows, write_dataset
 from broden.legacy import convert_legacy
 from broden.split import assign_split
 from tests.helpers.hub_fixture import local_hub  # noqa: F401 - a fixture
@@ -84,6 +84,26 @@ def test_streaming_gives_the_same_rows_in_the_canonical_order(dataset: Path) -> 
         a, b = ds[i], lazy[i]
         assert (a.id, a.split, a.image_bytes) == (b.id, b.split, b.image_bytes)
         assert all(np.array_equal(a.pixel[c], b.pixel[c]) for c in ds.pixel_categories)
+
+
+def test_ids_are_looked_up_in_arrow_like_a_python_map(sample_dataset: Path, tmp_path: Path) -> None:
+    """``positions`` and ``ids_at`` (what the scorer uses instead of a map of every id) agree with a plain Python
+    map of ``ids``, for rows stored out of the canonical order (the splits interleaved) and for the streaming
+    reader."""
+    small = broden.load(sample_dataset)
+    rows = [{**row, "split": SPLITS[i % 3 == 0]} for i, row in enumerate(small.iter_rows(indices=range(24)))]
+    path = write_dataset(tmp_path / "mixed", rows, small.labels).path
+    ds, lazy = broden.load(path), broden.load(path, streaming=True)
+    ids = ds.ids
+    assert ds.splits["val"]["index"][:2] == [0, 3]  # stored train first, then val: not the canonical order
+    order = np.random.default_rng(0).permutation(len(ids))
+    asked = [ids[i] for i in order] + ["not/an/id.jpg"]
+    for d in (ds, lazy):
+        assert d.positions(asked).tolist() == [*order.tolist(), -1]
+        assert d.positions(np.asarray(asked[:3], dtype="S")).tolist() == order[:3].tolist()  # bytes ids too
+        assert d.ids_at(order) == [ids[i] for i in order] and d.ids_at([]) == []
+        with pytest.raises(broden.BrodenError, match="not UTF-8 text"):
+            d.positions(np.asarray([b"\xff\xfe"]))
 
 
 def test_the_sample_keeps_the_fingerprint_the_leaderboard_recorded(sample_dataset: Path) -> None:
