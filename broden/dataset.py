@@ -53,6 +53,8 @@ DATASET_FORMAT = "broden-hub/1"
 #: The format of the first releases of this package: one ``save_to_disk`` folder, read by ``broden migrate``.
 SAVE_TO_DISK_FORMAT = "broden-hf/1"
 SPLITS = ("train", "val")
+#: Ids compared at a time by :meth:`Broden.positions`.
+ID_BLOCK = 8192
 #: Image sizes of the Broden releases (broden1_224, broden1_227, broden1_384); masks are half the image size.
 IMAGE_SIZES = (224, 227, 384)
 META_FILE = "broden.json"
@@ -626,11 +628,17 @@ class Broden:
         return list(self._ids) if self.reader is not None else self.rows["id"]
 
     def positions(self, ids: Sequence[str] | np.ndarray) -> np.ndarray:
-        """The canonical index of each of ``ids`` (int64; -1 for an id not in the dataset). A hash lookup in
-        Arrow: at full scale a Python map of the ids and their list took 20 MB, this a few."""
+        """The canonical index of each of ``ids`` (int64; -1 for an id not in the dataset). Ids that are the
+        dataset's own in canonical order (a file written from ``ids``) are recognised a block at a time; others
+        are looked up in a hash of the id column, in Arrow. At full scale a Python map of the ids and their list
+        took 20 MB; the lookup takes 6 MB, the recognition under 1."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        if len(ids) == len(self) and all(
+                self.ids_at(range(a, min(a + ID_BLOCK, len(ids)))) == [str(x) for x in ids[a:a + ID_BLOCK]]
+                for a in range(0, len(ids), ID_BLOCK)):
+            return np.arange(len(ids), dtype=np.int64)
         needles = pa.array(ids)  # numpy bytes become binary (trailing NULs dropped), then utf-8 text
         try:
             needles = needles if pa.types.is_string(needles.type) else needles.cast(pa.string())

@@ -102,6 +102,9 @@ def test_ids_are_looked_up_in_arrow_like_a_python_map(sample_dataset: Path, tmp_
         assert d.positions(asked).tolist() == [*order.tolist(), -1]
         assert d.positions(np.asarray(asked[:3], dtype="S")).tolist() == order[:3].tolist()  # bytes ids too
         assert d.ids_at(order) == [ids[i] for i in order] and d.ids_at([]) == []
+        assert d.positions(np.asarray(ids)).tolist() == list(range(len(ids)))  # the dataset's own order
+        swapped = [ids[1], ids[0], *ids[2:]]
+        assert d.positions(swapped).tolist() == [1, 0, *range(2, len(ids))]
         with pytest.raises(broden.BrodenError, match="not UTF-8 text"):
             d.positions(np.asarray([b"\xff\xfe"]))
 
