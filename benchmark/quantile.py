@@ -267,6 +267,12 @@ class TopQuantile:
         self._pending[:, size : size + width] = values
         self._pending_size = size + width
 
+    def release_pending(self) -> None:
+        """Merge the values not merged yet and free their buffer, for a stream that is complete but kept (its
+        state, the thresholds and later adds are unchanged; an add allocates the buffer again)."""
+        self._flush()
+        self._pending = None
+
     def _flush(self) -> None:
         """Merge the pending values into the top."""
         if self._pending_size and self._top is not None:
@@ -386,6 +392,12 @@ class ShardQuantile:
         if cut < acts.shape[0]:
             self.after.add(acts[cut:])
 
+    def release_pending(self) -> None:
+        """Merge the values not merged yet and free their buffer (as :meth:`TopQuantile.release_pending`)."""
+        for part in (self.before, self.after):
+            if part is not None:
+                part.release_pending()
+
     def merge(self, other: "ShardQuantile") -> None:
         """Add ``other``, a part of the same run (same switch row) over other rows."""
         if other.switch_row != self.switch_row:
@@ -395,9 +407,12 @@ class ShardQuantile:
             self.after.merge(other.after)
 
     def result(self) -> TopQuantile:
-        """The merged stream (a copy)."""
+        """The whole stream: ``before`` itself when no sketch follows it (a single process: no copy of its top,
+        16 MB at full Broden scale), else a copy of it with ``after`` merged in."""
+        if self.after is None:
+            return self.before
         out = TopQuantile.from_state_dict(self.before.state_dict(), self.before.device)
-        if self.after is not None and self.after.count:
+        if self.after.count:
             out.merge(self.after)
         return out
 

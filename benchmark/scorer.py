@@ -386,26 +386,34 @@ class _Run:
         self._save()
 
     def _merge_pass1(self) -> None:
-        """The thresholds of the whole run on every rank, and on rank 0 the run's thresholds state and top images
-        (:attr:`final_quant`, :attr:`final_tops`): the ranks' pass-1 states gathered and merged in rank order."""
+        """The thresholds of the whole run on every rank, and on rank 0 how they were computed and the top images
+        (:attr:`threshold_method`, :attr:`final_tops`): the ranks' pass-1 states gathered and merged in rank order.
+        The merged thresholds state is dropped once read, and each rank's own state (kept for its checkpoints)
+        frees its pending buffer: at full Broden scale the two held 24 MB through pass 2 and the results."""
         g, t0 = self.group, time.perf_counter()
         if g.distributed:
             parts = g.gather({"quantiles": {k: q.state_dict() for k, q in self.quant.items()},
                               "tops": {k: t.state_dict() for k, t in self.tops.items()}})
             thresholds = None
             if parts is not None:
-                self.final_quant = {name: _merged(ShardQuantile, [p["quantiles"][name] for p in parts], self.device)
-                                    .result() for name in self.producer.layers}
+                final = {name: _merged(ShardQuantile, [p["quantiles"][name] for p in parts], self.device).result()
+                         for name in self.producer.layers}
                 self.final_tops = {name: _merged(TopImages, [p["tops"][name] for p in parts], self.device)
                                    for name in self.producer.layers}
-                thresholds = {name: q.thresholds().cpu() for name, q in self.final_quant.items()}
+                thresholds = {name: q.thresholds().cpu() for name, q in final.items()}
+                self.threshold_method = next(iter(final.values())).method
+                del parts, final
             self.thresholds = {k: v.to(self.device) for k, v in g.broadcast(thresholds).items()}
             self.timings["merge_s"] += time.perf_counter() - t0
         else:
-            self.final_quant = {name: q.result() for name, q in self.quant.items()}
+            final = {name: q.result() for name, q in self.quant.items()}
             self.final_tops = self.tops
-            self.thresholds = {name: q.thresholds().to(self.device) for name, q in self.final_quant.items()}
+            self.thresholds = {name: q.thresholds().to(self.device) for name, q in final.items()}
+            self.threshold_method = next(iter(final.values())).method
+            del final
             self.timings["threshold_s"] += time.perf_counter() - t0
+        for q in self.quant.values():
+            q.release_pending()
 
     def _tally_pass(self) -> None:
         """Pass 2 over this rank's rows: intersections of active regions and labels, from the cache (or the
@@ -505,8 +513,7 @@ class _Run:
         label_names = {lab.number: lab.name for lab in self.dataset.labels.labels}
         layers = []
         started, bootstrap_s = time.perf_counter(), 0.0
-        protocol = {**self.protocol, "threshold_method": f"{next(iter(self.final_quant.values())).method}; "
-                    "activations rounded to float16"}
+        protocol = {**self.protocol, "threshold_method": f"{self.threshold_method}; activations rounded to float16"}
         if self.settings.bootstrap:
             first = self.tallies[self.producer.layers[0]]
             protocol["bootstrap"] = bootstrap.protocol_record(first, self.settings.bootstrap, self.settings.seed)

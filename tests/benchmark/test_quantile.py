@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.quantile import FLUSH_UNITS, SKETCH_ALPHA, SKETCH_MAX_BINS, TopQuantile
+from benchmark.quantile import FLUSH_UNITS, SKETCH_ALPHA, SKETCH_MAX_BINS, ShardQuantile, TopQuantile
 from broden.errors import BrodenError
 
 
@@ -77,6 +77,24 @@ def test_exact_buffers_are_reused_once_full() -> None:
         assert tq._store is store and tq._top.data_ptr() == store.data_ptr()
     assert tq._pending.shape[1] <= max(tq._capacity // 2, 1024)
     np.testing.assert_allclose(tq.thresholds().numpy(), reference(values, 0.005), rtol=1e-6)
+
+
+def test_release_pending_merges_then_frees_the_buffer() -> None:
+    """What the scorer does once pass 1 is over: the pending values are merged (not dropped), their buffer is
+    freed, and the thresholds are those of the same stream kept whole; adding again works. A single process's
+    result is the stream itself, not a copy."""
+    rng = np.random.default_rng(6)
+    values = relu_lognormal(rng, 6000, 3)
+    expected = stream(values[:5000], 0.01, chunks=37, exact_limit=6000, stream_total=6000).thresholds()
+    part = stream(values[:5000], 0.01, chunks=37, exact_limit=6000, stream_total=6000)
+    assert part._pending_size > 0  # something to merge
+    whole = ShardQuantile(3, 0.01, exact_limit=6000, switch_row=None, stream_total=6000)
+    whole.before = part
+    whole.release_pending()
+    assert part._pending is None and part._pending_size == 0 and whole.result() is part
+    assert torch.equal(whole.result().thresholds(), expected)
+    whole.add(torch.from_numpy(values[5000:]), 5000)  # a later add allocates the buffer again
+    np.testing.assert_allclose(whole.result().thresholds().numpy(), reference(values, 0.01), rtol=1e-6)
 
 
 def test_float16_values_are_kept_as_float16_until_a_float32_one() -> None:
