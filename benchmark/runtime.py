@@ -14,9 +14,9 @@ it does nothing.
 **Threads.** Torch's intra-op threads and the DataLoader's worker processes share the CPUs the process may use
 (``os.sched_getaffinity``). Left to their defaults (a thread per core plus up to four workers) they oversubscribe
 the machine, and torch's OpenMP threads spin while waiting for each other; on a loaded 2-core machine the same
-tally then took 1.2 s to 13.9 s. :func:`plan_threads` splits the CPUs once per run (the tally on one intra-op thread per tally thread),
-:meth:`ThreadBudget.applied` and :meth:`ThreadBudget.tallying` set torch's threads, and the split is recorded in
-the results (``environment``).
+tally then took 1.2 s to 13.9 s. :func:`plan_threads` splits the CPUs once per run (the tally on one intra-op
+thread per tally thread), :meth:`ThreadBudget.applied` and :meth:`ThreadBudget.tallying` set torch's threads, and
+the split is recorded in the results (``environment``).
 """
 
 from __future__ import annotations

@@ -437,6 +437,8 @@ class _Run:
         stream = self.producer.batches(self.settings.batch_size, workers, self.row, self.categories,
                                        need_acts=recompute or (job is None and self.cache is None),
                                        stop_row=self.stop, then=job)
+        # With a job, the counting happens while the stream is iterated (in the workers, or here with none); without
+        # one, the loop's own tallying below: a second forward pass in the stream keeps the forward's threads.
         with self.budget.tallying() if job is not None else contextlib.nullcontext():
             for batch, acts in track(stream, "pass 2/2: tally", total=self.stop - self.row,
                                      advance_by=lambda item: len(item[0].ids), quiet=self.quiet):

@@ -626,7 +626,7 @@ class Broden:
 
     @property
     def ids(self) -> list[str]:
-        return self._id_column.to_pylist() if self.reader is not None else self.rows["id"]
+        return self.ids_at(range(len(self)))
 
     def positions(self, ids: Sequence[str] | np.ndarray) -> np.ndarray:
         """The canonical index of each of ``ids`` (int64; -1 for an id not in the dataset). Ids that are the

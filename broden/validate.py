@@ -403,8 +403,8 @@ def validate(path: str | Path, *, workers: int | None = None) -> ValidationRepor
     return report
 
 
-#: Rows from which preflight checks in worker processes: below, starting them costs more than it saves (a 20,000 row check takes about 5 s on one core); they also keep the mask bytes out of the scorer's
-#: memory.
+#: Rows from which preflight checks in worker processes: below, starting them costs more than it saves (a 20,000
+#: row check takes about 5 s on one core); they also keep the mask bytes out of the scorer's memory.
 PREFLIGHT_MIN_ROWS = 10_000
 #: Rows per preflight task.
 PREFLIGHT_SPAN = 256
