@@ -53,7 +53,8 @@ from benchmark.results import (
     load_results,
     write_json,
 )
-from benchmark.tally import DEFAULT_CHUNK_ELEMENTS, SegmentValues, active_column_chunks
+from benchmark.tally import DEFAULT_CHUNK_ELEMENTS, active_column_chunks
+from benchmark.upsample import SegmentValues
 from broden.dataset import Broden
 from broden.errors import BrodenError
 from broden.utils import atomic

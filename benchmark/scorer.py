@@ -51,6 +51,7 @@ from benchmark.scoring import held_out_units, score_units
 from benchmark.summary import summarize_layer
 from benchmark.tally import BatchCounter, Tally, TallyInput
 from benchmark.topk import TopImages
+from benchmark.upsample import COMPILED_MIN_MAPS, compiled_kernel
 from broden.dataset import Broden
 from broden.errors import BrodenError
 from broden.utils import atomic
@@ -356,6 +357,9 @@ class _Run:
                        folds=bootstrap.FOLDS)
             for name in src.layers
         }
+        maps = (self.stop - self.first) * sum(shapes[name][0] for name in src.layers)
+        for tally in self.tallies.values():
+            tally.compiled = maps >= COMPILED_MIN_MAPS  # below, loading the compiled loop costs more than it saves
         self.last_save = time.perf_counter()
 
     def _forward_pass(self) -> None:
@@ -612,6 +616,10 @@ class _CountBatch:
     counters: dict[str, BatchCounter]
     thresholds: dict[str, torch.Tensor]
     threads: int
+
+    def __post_init__(self) -> None:
+        if any(counter.compiled for counter in self.counters.values()):
+            compiled_kernel()  # loaded here, before the DataLoader forks its workers: each inherits it
 
     def __call__(self, batch: Batch) -> None:
         acts = self.read(batch.start, batch.end, batch.ids)

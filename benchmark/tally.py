@@ -10,9 +10,10 @@ Python loop over units, labels or pixels. How (each step measured, see ``bench/R
   (:class:`benchmark.activations.PixelLabels`, computed in the DataLoader workers): a few dozen tuples per image
   stand for its 12,544 pixels;
 * the (image, unit) maps whose maximum reaches the threshold are thresholded cell by cell, column segment by
-  column segment (:func:`benchmark.upsample.active_columns`), without upsampling whole maps;
-* the tuples under the active pixels are counted per (image, unit) with one ``bincount`` per chunk of pairs, and
-  only the (pair, tuple) counts that are not zero are expanded into (unit, label) counts, a tuple's count going
+  column segment, without upsampling whole maps, and the tuples under their active pixels are counted per
+  (image, unit) (:class:`benchmark.upsample.ActiveKeys`: on the CPU one compiled loop, elsewhere
+  :func:`benchmark.upsample.active_columns` and one ``bincount`` per chunk of pairs);
+* only the (pair, tuple) counts that are not zero are expanded into (unit, label) counts, a tuple's count going
   to every label it carries (once per layer): the per-pixel work never touches the label layers;
 * truth, the image-level labels and the category gate are small tensor operations.
 
@@ -68,7 +69,7 @@ import torch
 
 from benchmark.activations import PixelLabels
 from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT
-from benchmark.upsample import ActiveColumns, active_columns, check_mode, segment_pixels
+from benchmark.upsample import ActiveColumns, ActiveKeys, active_columns, check_mode
 from broden.errors import BrodenError
 
 #: Image folds kept by default (see :mod:`benchmark.bootstrap`).
@@ -112,23 +113,6 @@ def active_column_chunks(
     """
     for pb, pu in pair_chunks(acts, thresholds, size, chunk_elements):
         yield pb, pu, active_columns(acts[pb, pu], thresholds[pu], size)
-
-
-class SegmentValues:
-    """A per-pixel tensor of a batch (``(B * sh * sw,)``, row-major per image) laid out segment by segment, so that
-    the values under a chunk's candidate pixels (:class:`benchmark.upsample.ActiveColumns`) are one row gather.
-
-    ``h`` is the height of the activation maps (the segments depend on it), ``size`` the output ``(sh, sw)``.
-    """
-
-    def __init__(self, of_pixel: torch.Tensor, num_images: int, h: int, size: tuple[int, int]) -> None:
-        layout = segment_pixels(h, size, of_pixel.device)
-        self.segments = layout.shape[0]
-        self.rows = of_pixel.view(num_images, size[0] * size[1])[:, layout].view(-1, layout.shape[1])
-
-    def under(self, pb: torch.Tensor, columns: ActiveColumns) -> torch.Tensor:
-        """``(K, G)``: the values under each candidate of ``columns``, a chunk of the pairs with images ``pb``."""
-        return self.rows.index_select(0, pb[columns.maps] * self.segments + columns.segments)
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -180,10 +164,11 @@ class BatchCounter:
     DataLoader workers) and their :class:`BatchCounts` added in any order."""
 
     def __init__(self, num_units: int, num_labels: int, label_cat: torch.Tensor, num_categories: int, *,
-                 compat: str, device: torch.device, chunk_elements: int, folds: int) -> None:
+                 compat: str, device: torch.device, chunk_elements: int, folds: int, compiled: bool) -> None:
         self.num_units, self.num_labels, self.num_categories = num_units, num_labels, num_categories
         self.label_cat = label_cat  # (NL,) primary category index, -1 = not scored (the tally's)
         self.compat, self.device, self.chunk_elements, self.folds = compat, device, chunk_elements, folds
+        self.compiled = compiled  # on the CPU, count active pixels with the compiled loop (ActiveKeys)
 
     def count(self, batch: TallyInput, thresholds: torch.Tensor, threads: int = 1) -> BatchCounts:
         """Count one batch of images against per-unit ``thresholds`` (``(U,)``).
@@ -224,22 +209,15 @@ class BatchCounter:
         overlap = torch.zeros(nb, nu, num_cats + 1, dtype=torch.bool, device=self.device)  # lite gate
         cat_column = self.label_cat + 1  # column of each pixel label's category; 0 = none (pixel label 0 too)
         cat_column[0] = 0
-        tuples = SegmentValues(pixels.of_pixel, nb, acts.shape[2], (sh, sw))
+        tuples = ActiveKeys(pixels.of_pixel.view(nb, sh * sw), width, acts.shape[2:], (sh, sw),
+                            compiled=self.compiled)
 
         def count(chunk: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
             """One chunk of pairs: its active pixels per pair, and per (pair, tuple, layer) with a label and
             active pixels the (unit, label) cell, the pixels and the image (only tensors of its own: threads run
             this side by side)."""
             pb, pu = chunk
-            columns = active_columns(acts[pb, pu], thr[pu], (sh, sw))
-            # active pixels per (pair, tuple of its image): one bincount, the last bin taking the inactive ones;
-            # int32 keys (pairs x width <= chunk_elements): these are the tally's largest arrays, and it is bound
-            # by memory traffic
-            keys = tuples.under(pb, columns)
-            if pb.numel() * width >= 2**31 - 1:  # only with a chunk_elements beyond int32
-                keys = keys.long()
-            keys.add_((columns.maps * width).to(keys.dtype)[:, None]).masked_fill_(~columns.above, pb.numel() * width)
-            per_tuple = torch.bincount(keys.view(-1), minlength=pb.numel() * width + 1)[:-1].view(-1, width)
+            per_tuple = tuples.count(acts[pb, pu], thr[pu], pb)  # active pixels per (pair, tuple of its image)
             pair, t = per_tuple.nonzero(as_tuple=True)
             labels = pixels.table[pb[pair], t]  # (E, L): the labels of each (pair, tuple) ...
             carried = labels > 0  # label 0 never counts
@@ -316,6 +294,10 @@ class Tally:
     ``truth (NL,)``, ``activation_by_category (U, C)``, ``active (U,)`` and ``images`` (0-d), and the same per fold
     and over the train split (module docstring). Tallies of disjoint sets of images add up: :meth:`counts` is every
     count, which :meth:`merge` (and a distributed run's ``all_reduce``) sums.
+
+    ``compiled`` (a setting of the process, not of the counts; it may be changed between batches): on the CPU,
+    count active pixels with the compiled loop (:class:`benchmark.upsample.ActiveKeys`); False counts with tensor
+    operations, which need no loading (the scorer chooses by the run's size, ``COMPILED_MIN_MAPS``).
     """
 
     def __init__(
@@ -331,6 +313,7 @@ class Tally:
         chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
         fallback_category: str | None = None,
         folds: int = DEFAULT_FOLDS,
+        compiled: bool = True,
     ) -> None:
         if compat not in COMPAT_MODES:
             raise BrodenError(f"unknown compat mode {compat!r}; choose one of {', '.join(COMPAT_MODES)}")
@@ -343,6 +326,7 @@ class Tally:
         self.device = torch.device(device)
         self.chunk_elements = int(chunk_elements)
         self.folds = int(folds)
+        self.compiled = bool(compiled)
         index = {c: i for i, c in enumerate(self.categories)}
         label_cat = torch.full((self.num_labels,), -1, dtype=torch.int64)
         for label, cat in label_category.items():
@@ -378,7 +362,8 @@ class Tally:
         """What counts a batch for this tally (its set-up, none of its counts): small, so DataLoader workers can
         count batches and send back only their :class:`BatchCounts`."""
         return BatchCounter(self.num_units, self.num_labels, self.label_cat, len(self.categories), compat=self.compat,
-                            device=self.device, chunk_elements=self.chunk_elements, folds=self.folds)
+                            device=self.device, chunk_elements=self.chunk_elements, folds=self.folds,
+                            compiled=self.compiled)
 
     def add(self, batch: TallyInput, thresholds: torch.Tensor, threads: int = 1) -> None:
         """Count one batch of images against per-unit ``thresholds`` (``(U,)``): :meth:`BatchCounter.count`, then

@@ -182,6 +182,32 @@ def test_pass_two_counts_in_the_workers_like_here(small, tmp_path, monkeypatch, 
         assert runs[0] == runs[1]
 
 
+def test_compiled_loop_by_run_size_gives_the_same_results(small, tmp_path, monkeypatch) -> None:
+    """A run counts with the compiled loop from COMPILED_MIN_MAPS (image, unit) maps on, with tensor operations
+    below: the same results either way, counted here or in the workers (which inherit the loaded loop)."""
+    import benchmark.scorer as scorer_module
+    import benchmark.upsample as upsample
+
+    count = upsample.ActiveKeys.count
+
+    def spy(self, maps, thresholds, images):
+        (tmp_path / f"{'compiled' if self.kernel is not None else 'tensor'}-{os.getpid()}").touch()
+        return count(self, maps, thresholds, images)
+
+    monkeypatch.setattr(upsample.ActiveKeys, "count", spy)
+    runs = {}
+    for limit, workers in ((10**12, 0), (0, 0), (0, 2)):
+        monkeypatch.setattr(scorer_module, "COMPILED_MIN_MAPS", limit)
+        runs[limit, workers] = score_model(loaded(tiny(), ["stem", "head"]), small, tmp_path / f"r{limit}-{workers}",
+                                           settings(workers=workers)).results["layers"]
+        engines = {p.name.split("-")[0] for p in tmp_path.glob("*-*") if p.is_file()}
+        assert engines == {"tensor" if limit else "compiled"}, (limit, workers)
+        for p in tmp_path.glob("*-*"):
+            if p.is_file():
+                p.unlink()
+    assert runs[10**12, 0] == runs[0, 0] == runs[0, 2]
+
+
 def _acts(small, rows: list[int]) -> np.ndarray:
     pre = Preprocessing((64, 64))
     x = torch.stack([pre(open_image(small.rows[r]["image"]["bytes"])) for r in rows])

@@ -23,9 +23,22 @@ from tests.helpers.tally_data import (
 )
 
 
+@pytest.fixture(params=["compiled", "tensor"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the tally counts active pixels on the CPU: numba's compiled loop (the default) or tensor operations (as on
+    other devices)."""
+    import benchmark.upsample as upsample
+
+    if request.param == "compiled":
+        assert upsample.compiled_kernel() is not None, "numba is a dependency: the compiled loop must load"
+    else:
+        monkeypatch.setattr(upsample, "compiled_kernel", lambda: None)
+    return request.param
+
+
 @pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_vectorised_matches_naive(seed: int, compat: str) -> None:
+def test_vectorised_matches_naive(seed: int, compat: str, engine: str) -> None:
     rng = np.random.default_rng(seed)
     batches = [random_batch(rng, images, 6) for images in (5, 1, 4)]
     thresholds = unit_thresholds(batches, 0.8)
@@ -248,6 +261,50 @@ def test_active_pixels_bit_for_bit_at_exact_ties(shape: tuple[int, int, int, int
     assert torch.equal(got, expected)
 
 
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("shape", [(7, 7, 112, 112), (7, 7, 113, 100), (4, 6, 9, 11), (14, 14, 7, 7), (1, 2, 5, 5)])
+def test_active_keys_count_every_active_pixel_bit_for_bit(shape: tuple[int, int, int, int], signed: bool,
+                                                          engine: str) -> None:
+    """:class:`benchmark.upsample.ActiveKeys` with one key per pixel counts each map's active set itself: at exact
+    ties, for ReLU and signed maps, both the compiled loop and the tensor operations give the set that evaluating
+    every pixel with the same float32 arithmetic gives."""
+    from benchmark.upsample import ActiveKeys
+
+    h, w, sh, sw = shape
+    gen = torch.Generator().manual_seed(sum(shape) + 7 * signed)
+    maps = torch.randn(50, h, w, generator=gen) * torch.rand(50, 1, 1, generator=gen) * 3
+    maps = maps if signed else torch.relu(maps)
+    values, corner_max = _same_arithmetic_dense(maps, (sh, sw))
+    thresholds = values.flatten(1)[torch.arange(50), torch.randint(0, sh * sw, (50,), generator=gen)]
+    thresholds[::7] = torch.rand(8, generator=gen)[: len(thresholds[::7])]  # and some that are not ties
+    if not signed:
+        thresholds = thresholds.clamp(min=0)
+    expected = ((values > thresholds[:, None, None]) & (corner_max > thresholds[:, None, None])).flatten(1)
+    assert 0 < expected.sum() < expected.numel()
+    # three images' keys (each pixel its own key, in a different order per image), maps spread over them
+    keys = torch.stack([torch.randperm(sh * sw, generator=gen) for _ in range(3)]).to(torch.int32)
+    images = torch.randint(0, 3, (50,), generator=gen)
+    counter = ActiveKeys(keys, sh * sw, (h, w), (sh, sw))
+    assert (counter.kernel is not None) == (engine == "compiled")
+    counts = counter.count(maps, thresholds, images)
+    assert counts.dtype == torch.int64 and counts.shape == (50, sh * sw)
+    assert torch.equal(counts, expected.gather(1, keys[images].argsort(dim=1)).long())
+
+
+def test_active_keys_count_pixels_per_key_and_refuse_bad_keys(engine: str) -> None:
+    """Keys shared by many pixels add up; keys outside ``0 .. width - 1`` or of the wrong shape are refused."""
+    from benchmark.upsample import ActiveKeys
+
+    maps = torch.tensor([[[0.0, 1.0], [2.0, 3.0]]] * 2)
+    keys = torch.tensor([[0] * 8 + [1] * 8, [1] * 15 + [2]], dtype=torch.int32)  # 2 images of 4 x 4 pixels
+    counts = ActiveKeys(keys, 3, (2, 2), (4, 4)).count(maps, torch.tensor([-1.0, 2.9]), torch.tensor([0, 1]))
+    assert counts.tolist() == [[8, 8, 0], [0, 0, 1]]  # every pixel; the one above 2.9 (the corner at 3, key 2)
+    with pytest.raises(BrodenError, match=r"pixel keys must lie in 0\.\.2"):
+        ActiveKeys(keys + 1, 3, (2, 2), (4, 4))
+    with pytest.raises(BrodenError, match="int32"):
+        ActiveKeys(keys.long(), 3, (2, 2), (4, 4))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
 def test_cuda_tally_equals_cpu(compat: str) -> None:
@@ -319,7 +376,7 @@ def test_fold_and_train_counts_are_the_tallies_of_those_images_alone(compat: str
 
 
 @pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
-def test_threads_give_the_same_counts(compat: str) -> None:
+def test_threads_give_the_same_counts(compat: str, engine: str) -> None:
     """Chunks counted by several threads side by side (one torch thread each) add up to the one-thread counts."""
     rng = np.random.default_rng(13)
     batches = [random_batch(rng, 7, 9) for _ in range(3)]
