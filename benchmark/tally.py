@@ -89,13 +89,15 @@ DEFAULT_CHUNK_ELEMENTS = 2**21
 
 
 def pair_chunks(
-    acts: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, int], chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+    acts: torch.Tensor, thresholds: torch.Tensor, pair_elements: int, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    parts: int = 1,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The (image, unit) pairs of ``acts`` ``(B, U, h, w)`` whose raw maximum is above their unit's threshold (only
     they can have active pixels: bilinear upsampling never exceeds the maximum), as ``(pb, pu)`` index chunks of at
-    most ``chunk_elements // (sh * sw)`` pairs."""
+    most ``chunk_elements // pair_elements`` pairs (``pair_elements``: what counting a pair holds, e.g. its
+    ``sh * sw`` candidate pixels), and at least ``parts`` chunks where there are that many pairs."""
     pair_b, pair_u = (acts.amax(dim=(2, 3)) > thresholds).nonzero(as_tuple=True)
-    step = max(1, int(chunk_elements) // (size[0] * size[1]))
+    step = max(1, min(int(chunk_elements) // int(pair_elements), -(-pair_b.numel() // max(1, int(parts)))))
     return [(pair_b[i : i + step], pair_u[i : i + step]) for i in range(0, pair_b.numel(), step)]
 
 
@@ -111,7 +113,7 @@ def active_column_chunks(
     and its active pixels as :func:`benchmark.upsample.active_columns` gives them (``columns.maps`` indexes the
     chunk's pairs).
     """
-    for pb, pu in pair_chunks(acts, thresholds, size, chunk_elements):
+    for pb, pu in pair_chunks(acts, thresholds, size[0] * size[1], chunk_elements):
         yield pb, pu, active_columns(acts[pb, pu], thresholds[pu], size)
 
 
@@ -228,7 +230,7 @@ class BatchCounter:
                     if self.compat == "netdissect-lite" else None)
             return pb, pu, per_tuple.sum(dim=1), cell, hits, image[carried], lite
 
-        chunks = pair_chunks(acts, thr, (sh, sw), self.chunk_elements)
+        chunks = pair_chunks(acts, thr, tuples.pair_elements, self.chunk_elements, threads)
         pool = _pool(threads) if threads > 1 and len(chunks) > 1 else None
         cells, hits, images = [], [], []
         for pb, pu, active, cell, hit, image, lite in (pool.map(count, chunks) if pool else map(count, chunks)):

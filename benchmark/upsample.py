@@ -151,6 +151,10 @@ class ActiveKeys:
             raise BrodenError(f"pixel keys must lie in 0..{width - 1}")
         self.width, self.size = int(width), (int(size[0]), int(size[1]))
         self.kernel = compiled_kernel() if compiled and keys.device.type == "cpu" else None
+        # the elements counting one map holds: tensor operations, its candidate pixels (up to every pixel); the
+        # compiled loop, its map and its counts
+        self.pair_elements = self.size[0] * self.size[1] if self.kernel is None else (
+            map_size[0] * map_size[1] + self.width)
         if self.kernel is None:
             self.segments = SegmentValues(keys.reshape(-1), keys.shape[0], map_size[0], self.size)
         else:

@@ -390,3 +390,18 @@ def test_threads_give_the_same_counts(compat: str, engine: str) -> None:
     assert tallies[0].intersection.sum() > 0
     for name, value in tallies[0].counts().items():
         assert torch.equal(value, tallies[1].counts()[name]), name
+
+
+def test_pair_chunks_bound_their_size_and_split_for_threads() -> None:
+    """Chunks hold at most chunk_elements // pair_elements pairs, at least ``parts`` chunks where there are that many
+    pairs, and together every pair above its threshold once, in order."""
+    from benchmark.tally import pair_chunks
+
+    acts = torch.rand(4, 5, 3, 3) + 1
+    acts[1, 2] = 0  # at most the threshold: never a pair
+    every = [(b, u) for b in range(4) for u in range(5) if (b, u) != (1, 2)]
+    for elements, parts, sizes in ((9 * 6, 1, [6, 6, 6, 1]), (10**6, 1, [19]), (10**6, 3, [7, 7, 5]),
+                                   (9 * 2, 3, [2] * 9 + [1]), (1, 1, [1] * 19)):
+        chunks = pair_chunks(acts, torch.zeros(5), 9, elements, parts)
+        assert [pb.numel() for pb, _ in chunks] == sizes
+        assert [(int(b), int(u)) for pb, pu in chunks for b, u in zip(pb, pu)] == every
