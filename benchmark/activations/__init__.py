@@ -65,7 +65,7 @@ class PixelLabels:
         """Group the pixels of ``label_maps`` ``(B, L, sh, sw)`` (non-negative integers)."""
         nb, layers = label_maps.shape[:2]
         device = label_maps.device
-        columns = label_maps.to(torch.int64).flatten(2)  # (B, L, S)
+        columns = label_maps.flatten(2)  # (B, L, S)
         size = columns.shape[2]
         # One integer per pixel, equal for equal (image, tuple), increasing with the image: digits in base
         # (max label + 1) behind the image number, renumbered densely whenever the next digit would overflow.
@@ -74,30 +74,39 @@ class PixelLabels:
             raise BrodenError(f"label maps hold label numbers outside 0 (none) and the positive label numbers: "
                              f"{int(low)}; rebuild the dataset's masks")
         radix = int(high) + 1
-        key = torch.arange(nb, device=device)[:, None].expand(nb, size).reshape(-1)
+        key = torch.arange(nb, device=device)[:, None].repeat(1, size)  # (B, S), built in place
         bound = max(nb, 1)
         for layer in range(layers):
             if bound * radix >= 2**62:
                 key, bound = _renumbered(key)
-            key = key * radix + columns[:, layer].reshape(-1)
+            key.mul_(radix).add_(columns[:, layer])
             bound *= radix
-        _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
+        key = key.view(-1)
+        # Neighbouring pixels mostly carry the same labels: the distinct keys are found among the runs of equal
+        # keys (a few percent of the pixels), not among all pixels.
+        starts = torch.ones(key.numel(), dtype=torch.bool, device=device)
+        starts[1:] = key[1:] != key[:-1]
+        run_start = starts.nonzero().flatten()
+        distinct, of_run = torch.unique(key[run_start], return_inverse=True)
+        lengths = torch.diff(run_start, append=run_start.new_tensor([key.numel()]))
+        counts = torch.zeros(distinct.numel(), dtype=torch.int64, device=device).index_add_(0, of_run, lengths)
         # each tuple's first pixel (unique's order follows the image number) gives its image and labels
         first = torch.full((counts.numel(),), key.numel(), dtype=torch.int64, device=device)
-        first.scatter_reduce_(0, inverse, torch.arange(key.numel(), device=device), reduce="amin")
+        first.scatter_reduce_(0, of_run, run_start, reduce="amin")
         image = first // size
         per_image = torch.bincount(image, minlength=nb)
         local = torch.arange(counts.numel(), device=device) - (torch.cumsum(per_image, 0) - per_image)[image]
         width = int(per_image.max()) if nb else 0
         table = torch.zeros(nb, width, layers, dtype=torch.int64, device=device)
-        table[image, local] = columns[image, :, first % size]
+        table[image, local] = columns[image, :, first % size].to(torch.int64)
         tuple_counts = torch.zeros(nb, width, dtype=torch.int64, device=device)
         tuple_counts[image, local] = counts
-        return cls(table, tuple_counts, local[inverse].to(torch.int32))
+        of_pixel = local.to(torch.int32)[of_run].repeat_interleave(lengths, output_size=key.numel())
+        return cls(table, tuple_counts, of_pixel)
 
 
 def _renumbered(key: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``key`` replaced by dense numbers in the same order, and how many there are."""
+    """``key`` replaced by dense numbers in the same order (and shape), and how many there are."""
     distinct, dense = torch.unique(key, return_inverse=True)
     return dense, max(distinct.numel(), 1)
 
