@@ -196,6 +196,10 @@ def compiled_kernel() -> Callable[..., None] | None:
     process; None, with a warning, where numba cannot load it: the tally then counts with tensor operations (the
     same counts, about three times the CPU time)."""
     try:
+        from numba import config
+
+        if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 would run the loop as Python, pixel by pixel
+            return None
         from benchmark.kernels import count_active_keys
     except Exception as exc:  # numba missing, or unable to compile here
         warnings.warn(f"the tally's compiled loop could not load ({type(exc).__name__}: {exc}); counting with tensor "

@@ -305,6 +305,37 @@ def test_active_keys_count_pixels_per_key_and_refuse_bad_keys(engine: str) -> No
         ActiveKeys(keys.long(), 3, (2, 2), (4, 4))
 
 
+@pytest.mark.parametrize("how", ["numba missing", "NUMBA_DISABLE_JIT"])
+def test_without_the_compiled_loop_the_tally_counts_with_tensor_operations(how: str, monkeypatch) -> None:
+    """Where numba cannot load the loop (warned: a dependency is broken) or runs it uncompiled (``NUMBA_DISABLE_JIT``,
+    Python pixel by pixel), the tensor operations count, with the same counts."""
+    import sys
+
+    import numba
+
+    import benchmark.upsample as upsample
+
+    rng = np.random.default_rng(4)
+    batches = [random_batch(rng, 3, 5)]
+    thresholds = unit_thresholds(batches, 0.8)
+    expected = counts_of(run_tally(batches, thresholds, "netdissect"))
+    upsample.compiled_kernel.cache_clear()
+    try:
+        if how == "numba missing":
+            monkeypatch.setitem(sys.modules, "benchmark.kernels", None)  # its import fails
+            with pytest.warns(UserWarning, match="could not load.*tensor operations"):
+                assert upsample.compiled_kernel() is None
+        else:
+            monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+            assert upsample.compiled_kernel() is None
+        assert upsample.ActiveKeys(torch.zeros(1, 4, dtype=torch.int32), 1, (1, 1), (2, 2)).kernel is None
+        assert_same_counts(counts_of(run_tally(batches, thresholds, "netdissect")), expected)
+    finally:
+        upsample.compiled_kernel.cache_clear()
+    monkeypatch.undo()
+    assert upsample.compiled_kernel() is not None
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
 def test_cuda_tally_equals_cpu(compat: str) -> None:
