@@ -53,32 +53,33 @@ def score_units(tally: Tally, label_names: Mapping[int, str]) -> list[dict]:
     """One dict per unit: the schema's ``unit`` object without ``threshold`` and ``top_images``."""
     ious, labels = best_by_category(iou_matrix(tally), tally.label_cat, len(tally.categories))
     ious, labels = ious.cpu(), labels.cpu()  # (U, C)
-    num_units = tally.num_units
-    inter = tally.intersection.cpu()
-    truth = tally.truth.cpu()
-    act = tally.activation_by_category.cpu()
+    # every value a unit's record reads, as Python lists (indexing tensors element by element cost more than the rest)
+    inter = tally.intersection.cpu().gather(1, labels).tolist()
+    truth = tally.truth.cpu()[labels].tolist()
+    act = tally.activation_by_category.cpu().tolist()
+    best = torch.argmax(ious, dim=1).tolist()
+    ious, labels = ious.tolist(), labels.tolist()
 
     units = []
-    for u in range(num_units):
+    for u in range(tally.num_units):
         per_cat = {}
         for c, cat in enumerate(tally.categories):
-            value = float(ious[u, c])
-            lab = int(labels[u, c]) if value > 0 else None
+            value = float(ious[u][c])
+            lab = labels[u][c] if value > 0 else None
             per_cat[cat] = {
                 "label": label_names.get(lab, "") if lab is not None else "",
                 "label_id": lab,
                 "iou": value,
-                "intersection": int(inter[u, lab]) if lab is not None else 0,
-                "activation": int(act[u, c]),
-                "truth": int(truth[lab]) if lab is not None else 0,
+                "intersection": inter[u][c] if lab is not None else 0,
+                "activation": act[u][c],
+                "truth": truth[u][c] if lab is not None else 0,
             }
-        c_best = int(torch.argmax(ious[u]))
-        top = per_cat[tally.categories[c_best]]
+        top = per_cat[tally.categories[best[u]]]
         alive = top["iou"] > 0
         units.append({
             "unit": u,
             "label": top["label"] if alive else "",
-            "category": tally.categories[c_best] if alive else "",
+            "category": tally.categories[best[u]] if alive else "",
             "iou": top["iou"],
             "categories": per_cat,
         })
@@ -101,22 +102,23 @@ def held_out_units(tally: Tally, label_names: Mapping[int, str]) -> list[dict]:
     val_iou = iou_from_counts(*val, tally.label_cat).clamp(min=0).gather(1, labels)
     chosen = train_best > 0
     val_iou = torch.where(chosen, val_iou, torch.zeros_like(val_iou)).cpu()
-    train_best, labels, chosen = train_best.cpu(), labels.cpu(), chosen.cpu()
+    best = torch.argmax(train_best.cpu(), dim=1).tolist()
+    train_best, labels, chosen, val_iou = (t.cpu().tolist() for t in (train_best, labels, chosen, val_iou))
     units = []
     for u in range(tally.num_units):
         per_cat = {}
         for c, cat in enumerate(cats):
-            lab = int(labels[u, c]) if bool(chosen[u, c]) else None
+            lab = labels[u][c] if chosen[u][c] else None
             per_cat[cat] = {"label": label_names.get(lab, "") if lab is not None else "", "label_id": lab,
-                            "iou": float(val_iou[u, c])}
-        c_best = int(torch.argmax(train_best[u]))
-        alive = bool(chosen[u, c_best])
+                            "iou": float(val_iou[u][c])}
+        c_best = best[u]
+        alive = chosen[u][c_best]
         units.append({
             "unit": u,
             "label": per_cat[cats[c_best]]["label"] if alive else "",
             "category": cats[c_best] if alive else "",
-            "iou": float(val_iou[u, c_best]) if alive else 0.0,
-            "train_iou": float(train_best[u, c_best]),
+            "iou": float(val_iou[u][c_best]) if alive else 0.0,
+            "train_iou": float(train_best[u][c_best]),
             "categories": per_cat,
         })
     return units
