@@ -150,6 +150,7 @@ class ActiveKeys:
         if keys.numel() and not 0 <= int(keys.min()) <= int(keys.max()) < width:
             raise BrodenError(f"pixel keys must lie in 0..{width - 1}")
         self.width, self.size = int(width), (int(size[0]), int(size[1]))
+        self.map_size, self.images = (int(map_size[0]), int(map_size[1])), keys.shape[0]
         self.kernel = compiled_kernel() if compiled and keys.device.type == "cpu" else None
         # the elements counting one map holds: tensor operations, its candidate pixels (up to every pixel); the
         # compiled loop, its map and its counts
@@ -167,6 +168,13 @@ class ActiveKeys:
         """``(P, width)`` int64: per map of ``maps`` ``(P, h, w)``, the active pixels (strictly above its threshold,
         ``thresholds`` ``(P,)``) with each key; ``images`` ``(P,)`` says whose keys each map's pixels carry."""
         num, width = maps.shape[0], self.width
+        # the compiled loop reads where these say without checking: a wrong one must not reach it
+        if maps.shape[1:] != self.map_size or thresholds.shape != (num,) or images.shape != (num,):
+            raise BrodenError(f"active pixels: maps must be (P, {self.map_size[0]}, {self.map_size[1]}) with one "
+                              f"threshold and one image each; got {tuple(maps.shape)}, {tuple(thresholds.shape)} "
+                              f"and {tuple(images.shape)}")
+        if num and not 0 <= int(images.min()) <= int(images.max()) < self.images:
+            raise BrodenError(f"active pixels: image indices must lie in 0..{self.images - 1}")
         if self.kernel is not None:
             out = torch.zeros(num, width, dtype=torch.int64)
             self.kernel(maps.to(torch.float32).contiguous().numpy(), thresholds.to(torch.float32).contiguous().numpy(),

@@ -303,6 +303,13 @@ def test_active_keys_count_pixels_per_key_and_refuse_bad_keys(engine: str) -> No
         ActiveKeys(keys + 1, 3, (2, 2), (4, 4))
     with pytest.raises(BrodenError, match="int32"):
         ActiveKeys(keys.long(), 3, (2, 2), (4, 4))
+    counter = ActiveKeys(keys, 3, (2, 2), (4, 4))
+    with pytest.raises(BrodenError, match=r"image indices must lie in 0\.\.1"):
+        counter.count(maps, torch.tensor([0.0, 0.0]), torch.tensor([0, 2]))
+    with pytest.raises(BrodenError, match=r"maps must be \(P, 2, 2\)"):
+        counter.count(torch.zeros(2, 3, 3), torch.tensor([0.0, 0.0]), torch.tensor([0, 1]))
+    with pytest.raises(BrodenError, match="one threshold"):
+        counter.count(maps, torch.tensor([0.0]), torch.tensor([0, 1]))
 
 
 @pytest.mark.parametrize("how", ["numba missing", "NUMBA_DISABLE_JIT"])
