@@ -6,11 +6,11 @@ operations in the same order, so the same ``above`` bit for bit) with the counti
 :meth:`benchmark.upsample.ActiveKeys.count` fused in: no per-pixel array is ever written, which is what the tensor
 version spends most of its time on (MobileNetV2 ``features.18`` on 2,000 images, one thread: 0.43 CPU s against
 2.8 for ``active_columns`` with its keys and ``bincount``; ``bench/README.md``). The tensor version stays the one used
-on other devices; ``tests/benchmark/test_upsample.py`` holds the two equal.
+on other devices and for small runs; ``tests/benchmark/test_tally.py`` holds the two equal.
 
-Importing this module compiles the loop for its one signature, or loads it from numba's cache (``__pycache__``
-beside this file, else numba's per-user cache): about 0.3 s in a process, once. A process that forks DataLoader
-workers after importing it passes the compiled loop on to them.
+Importing this module compiles the loop for its one signature (about 0.8 s), or loads it from numba's cache
+(``__pycache__`` beside this file, else numba's per-user cache): 0.37-0.58 CPU s in a process with numba's own
+import, once. A process that forks DataLoader workers after importing it passes the compiled loop on to them.
 """
 
 from __future__ import annotations
