@@ -245,12 +245,18 @@ class TopQuantile:
         if self._top.shape[1] == self._capacity:
             # Full: the K-th largest only grows, so a value not above it can never re-enter the top K.
             keep = values > self._top[:, -1:]
-            width = int(keep.sum(dim=1).max())
+            kept = keep.sum(dim=1)
+            width = int(kept.max())
             if width == 0:
                 return
             if width < values.shape[1]:
-                candidates = torch.where(keep, values, torch.full_like(values, -math.inf))
-                values = torch.topk(candidates, width, dim=1, sorted=False).values
+                # each unit's kept values moved to the front of a row of -inf (only a merge reads them, in any
+                # order; -inf never enters a full top)
+                unit, column = keep.nonzero(as_tuple=True)  # unit by unit, in order
+                slot = torch.arange(unit.numel(), device=unit.device) - (kept.cumsum(0) - kept)[unit]
+                compact = values.new_full((values.shape[0], width), -math.inf)
+                compact[unit, slot] = values[unit, column]
+                values = compact
         limit = max(self._capacity // 2, 1024)  # values pending before a merge
         size, width = self._pending_size, values.shape[1]
         if size + width > limit:
