@@ -150,7 +150,7 @@ class ActiveKeys:
         if keys.numel() and not 0 <= int(keys.min()) <= int(keys.max()) < width:
             raise BrodenError(f"pixel keys must lie in 0..{width - 1}")
         self.width, self.size = int(width), (int(size[0]), int(size[1]))
-        self.map_size, self.images = (int(map_size[0]), int(map_size[1])), keys.shape[0]
+        self.map_size, self.num_images = (int(map_size[0]), int(map_size[1])), keys.shape[0]
         self.kernel = compiled_kernel() if compiled and keys.device.type == "cpu" else None
         # the elements counting one map holds: tensor operations, its candidate pixels (up to every pixel); the
         # compiled loop, its map and its counts
@@ -161,8 +161,8 @@ class ActiveKeys:
         else:
             self.keys = keys.contiguous().numpy()
             cpu = torch.device("cpu")
-            self.pieces = (*_pieces(map_size[0], self.size[0], cpu).arrays(),
-                           *_pieces(map_size[1], self.size[1], cpu).arrays())
+            rows, cols = _pieces(map_size[0], self.size[0], cpu), _pieces(map_size[1], self.size[1], cpu)
+            self.pieces = rows.arrays + cols.arrays
 
     def count(self, maps: torch.Tensor, thresholds: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """``(P, width)`` int64: per map of ``maps`` ``(P, h, w)``, the active pixels (strictly above its threshold,
@@ -173,8 +173,8 @@ class ActiveKeys:
             raise BrodenError(f"active pixels: maps must be (P, {self.map_size[0]}, {self.map_size[1]}) with one "
                               f"threshold and one image each; got {tuple(maps.shape)}, {tuple(thresholds.shape)} "
                               f"and {tuple(images.shape)}")
-        if num and not 0 <= int(images.min()) <= int(images.max()) < self.images:
-            raise BrodenError(f"active pixels: image indices must lie in 0..{self.images - 1}")
+        if num and not 0 <= int(images.min()) <= int(images.max()) < self.num_images:
+            raise BrodenError(f"active pixels: image indices must lie in 0..{self.num_images - 1}")
         if self.kernel is not None:
             out = torch.zeros(num, width, dtype=torch.int64)
             self.kernel(maps.to(torch.float32).contiguous().numpy(), thresholds.to(torch.float32).contiguous().numpy(),
@@ -244,9 +244,11 @@ class _Pieces:
         self.second = (self.base + 1).clamp(max=n_in - 1)  # the row it interpolates with
         self.weight = lam.to(device)[self.index]  # (pieces, width) weight of the second row
 
+    @functools.cached_property
     def arrays(self) -> tuple:
         """The pieces as the compiled loop takes them (:func:`benchmark.kernels.count_active_keys`): contiguous
-        numpy arrays of ``base``, ``second``, ``weight``, ``index``, ``valid``."""
+        numpy arrays of ``base``, ``second``, ``weight``, ``index``, ``valid`` (made once: a run counts hundreds
+        of batches with the same pieces)."""
         return tuple(t.contiguous().numpy() for t in (self.base, self.second, self.weight, self.index, self.valid))
 
 
