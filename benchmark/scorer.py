@@ -164,10 +164,13 @@ def score_model(model: LoadedModel, dataset: Broden, out: str | os.PathLike[str]
     if not layers:
         raise BrodenError(f"{model.name}: no layers to dissect; pass --layers (list them with 'benchmark layers') "
                           "or set LAYERS in the model file")
-    _check_dataset(dataset, settings)
-    tune_allocator()  # before the shape probe's first forward
-    producer = ModelProducer(model, dataset, list(dict.fromkeys(layers)), settings.device, amp=settings.amp)
-    return _Run(_rotated(producer, settings), dataset, Path(out), settings, model.record(), group or current()).execute()
+
+    def run() -> _Run:
+        tune_allocator()  # before the shape probe's first forward
+        producer = ModelProducer(model, dataset, list(dict.fromkeys(layers)), settings.device, amp=settings.amp)
+        return _Run(_rotated(producer, settings), dataset, Path(out), settings, model.record(), group or current())
+
+    return _checked(dataset, settings, run).execute()
 
 
 def score_activations(supplied: SuppliedActivations, dataset: Broden, out: str | os.PathLike[str],
@@ -175,12 +178,11 @@ def score_activations(supplied: SuppliedActivations, dataset: Broden, out: str |
     """Dissect activations computed elsewhere (``--activations``) on the dataset rows they name (``group`` as in
     :func:`score_model`)."""
     settings.check()
-    _check_dataset(dataset, settings)
     record = {"name": name or supplied.path.stem, "source": "activations", "file": str(supplied.path),
               "file_sha256": None, "weights_sha256": None, "weights_url": None, "architecture": None,
               "training_data": None, "paper": None, "metadata": {}}
-    return _Run(_rotated(SuppliedProducer(supplied, dataset), settings), dataset, Path(out), settings, record,
-                group or current()).execute()
+    return _checked(dataset, settings, lambda: _Run(_rotated(SuppliedProducer(supplied, dataset), settings), dataset,
+                                                    Path(out), settings, record, group or current())).execute()
 
 
 def _rotated(producer: ModelProducer | SuppliedProducer, settings: Settings) -> Any:
@@ -190,18 +192,27 @@ def _rotated(producer: ModelProducer | SuppliedProducer, settings: Settings) -> 
     return producer
 
 
-def _check_dataset(dataset: Broden, settings: Settings) -> None:
-    from broden.validate import preflight
+def _checked(dataset: Broden, settings: Settings, run: Callable[[], _Run]) -> _Run:
+    """``run()``, the run set up (its model loaded, its compiled loop too), while the dataset's metadata, label table
+    and mask headers are checked (:func:`broden.validate.start_preflight`, in a child process): a bad dataset is
+    refused before pass 1, not half-way, and its error comes first when the set-up fails too."""
+    from broden.validate import start_preflight
 
     if len(dataset) == 0:
         raise BrodenError(f"{dataset.path}: the dataset has no images")
-    # metadata, label table, mask headers: refused before pass 1, not half-way
-    preflight(dataset, workers=cpus_per_process())
     have = dataset.labels.category_names
     for c in settings.categories or []:
         if c not in have:
             raise BrodenError(f"category {c!r} is not in the dataset {dataset.path} (it has {', '.join(have)}); "
                               "fix --categories")
+    with start_preflight(dataset, workers=cpus_per_process()) as check:
+        try:
+            ready = run()
+        except Exception:
+            check.result()
+            raise
+        check.result()
+    return ready
 
 
 def _exact_limit(num_rows: int, shape: tuple[int, int, int]) -> int:
@@ -256,6 +267,13 @@ class _Run:
         self.quiet = settings.quiet or group.rank != 0  # progress bars: rank 0's only
         self.allocator_tuned = tune_allocator()
         self.budget = settings.budget()
+        # The tally counts with the compiled loop from COMPILED_MIN_MAPS (image, unit) maps (below, loading it costs
+        # more than it saves). On the CPU it is loaded now: its loading overlaps the dataset check (_checked) instead
+        # of holding up pass 2, and pass 2's DataLoader workers inherit it.
+        maps = (self.stop - self.first) * sum(shape[0] for shape in producer.shapes.values())
+        self.compiled = maps >= COMPILED_MIN_MAPS
+        if self.compiled and torch.device(self.device).type == "cpu":
+            compiled_kernel()
 
     # -- the run -------------------------------------------------------------------------------------------------
     def execute(self) -> Outcome:
@@ -357,9 +375,8 @@ class _Run:
                        folds=bootstrap.FOLDS)
             for name in src.layers
         }
-        maps = (self.stop - self.first) * sum(shapes[name][0] for name in src.layers)
         for tally in self.tallies.values():
-            tally.compiled = maps >= COMPILED_MIN_MAPS  # below, loading the compiled loop costs more than it saves
+            tally.compiled = self.compiled
         self.last_save = time.perf_counter()
 
     def _forward_pass(self) -> None:
@@ -616,10 +633,6 @@ class _CountBatch:
     counters: dict[str, BatchCounter]
     thresholds: dict[str, torch.Tensor]
     threads: int
-
-    def __post_init__(self) -> None:
-        if any(counter.compiled for counter in self.counters.values()):
-            compiled_kernel()  # loaded here, before the DataLoader forks its workers: each inherits it
 
     def __call__(self, batch: Batch) -> None:
         acts = self.read(batch.start, batch.end, batch.ids)

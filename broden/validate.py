@@ -51,7 +51,7 @@ from broden.dataset import (
 from broden.errors import BrodenError
 from broden.labels import MAX_LABEL_NUMBER, LabelTable
 from broden.masks import decode_binary, rle_totals
-from broden.utils.parallel import choose_workers, ordered_map
+from broden.utils.parallel import Forked, choose_workers, ordered_map
 from broden.utils.progress import track
 
 CHUNK_ROWS = 64
@@ -432,7 +432,7 @@ def preflight(ds: Broden, *, workers: int = 1) -> None:
     if not report.violations:
         n = len(ds)
         spans = [(s, min(s + PREFLIGHT_SPAN, n)) for s in range(0, n, PREFLIGHT_SPAN)]
-        if workers > 1 and n >= PREFLIGHT_MIN_ROWS and ds.reader is None and len(spans) > 1:
+        if _in_workers(ds, workers):
             run_id = uuid.uuid4().hex
             parts = ordered_map(_preflight_rows, [(run_id, str(ds.path), a, b) for a, b in spans], workers=workers)
         else:
@@ -449,6 +449,21 @@ def preflight(ds: Broden, *, workers: int = 1) -> None:
         n = len(report.violations)
         raise BrodenError(f"{ds.path}: {report.violations[0]}{f' (and {n - 1} more)' if n > 1 else ''}; run "
                           f"'broden validate {ds.path}' for the full list")
+
+
+def start_preflight(ds: Broden, *, workers: int = 1) -> Forked[None]:
+    """:func:`preflight` of ``ds``, under way while the caller goes on (a scorer loads the model meanwhile):
+    ``.result()`` raises what preflight raised. A dataset checked in one process (under
+    :data:`PREFLIGHT_MIN_ROWS` rows, or ``workers`` 1) is checked in a forked child process; a larger one (checked by
+    worker processes: a forked child must not start processes of its own) and a streamed one (whose open
+    connections the child would share) are checked before this returns."""
+    fork = ds.reader is None and not _in_workers(ds, workers)
+    return Forked(f"the check of {ds.path}", lambda: preflight(ds, workers=workers), fork=fork)
+
+
+def _in_workers(ds: Broden, workers: int) -> bool:
+    """Whether :func:`preflight` checks ``ds`` in worker processes (a large local dataset, more than one span)."""
+    return workers > 1 and len(ds) >= PREFLIGHT_MIN_ROWS and ds.reader is None and len(ds) > PREFLIGHT_SPAN
 
 
 def _preflight_rows(job: tuple[str, str, int, int]) -> tuple[list[Violation], Counter, int]:

@@ -1,4 +1,5 @@
-"""Ordered, bounded parallel map over a process pool: CPU-heavy per-item work with a single consumer.
+"""Ordered, bounded parallel map over a process pool: CPU-heavy per-item work with a single consumer; and one call
+computed in a forked child process while the caller goes on (:class:`Forked`).
 
 Converting, exporting and validating all decode or encode images and masks per row while one main-process writer
 (or checker) consumes the results in input order. Only a bounded window of items is in flight, so memory stays flat
@@ -19,7 +20,8 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TypeVar
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 from broden.errors import BrodenError
 
@@ -97,6 +99,77 @@ def workers_can_start() -> bool:
 def _ignore_interrupts() -> None:
     """Ctrl-C goes to the main process, which cancels the pending work; workers finish their item and exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Forked(Generic[R]):
+    """``call()`` computed in a child process forked now, while the caller goes on; :meth:`result` waits for it and
+    returns its value, or raises what it raised (a :class:`BrodenError` as itself, anything else as a
+    :class:`BrodenError` naming ``what``). Leaving the ``with`` block stops a child that is still running.
+
+    The child shares the caller's memory as it was at the fork (copy on write), so nothing is pickled on the way
+    in and ``call`` may be a closure; its value must pickle on the way out. It must not start processes of its own,
+    nor use threads or locks the caller held at the fork (torch's, CUDA's). ``fork`` False, or off Linux (where
+    fork is not the platform's way), ``call`` runs here, at once, with the same outcome.
+    """
+
+    def __init__(self, what: str, call: Callable[[], R], *, fork: bool = True) -> None:
+        self.what = what
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._outcome: tuple[str, Any, int] | None = None
+        if not fork or not sys.platform.startswith("linux"):
+            self._outcome = _outcome(what, call)
+            return
+        ctx = multiprocessing.get_context("fork")
+        self._receive, send = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(target=_forked_child, args=(send, what, call), name=what)
+        self._process.start()  # flushes this process's stdout and stderr first: the child does not repeat them
+        send.close()
+
+    def result(self) -> R:
+        if self._outcome is None:
+            try:
+                self._outcome = self._receive.recv()
+            except EOFError:  # the child died without a word (killed, out of memory)
+                self._process.join()
+                stopped = f"{self.what} stopped with exit code {self._process.exitcode}; run it again"
+                self._outcome = ("error", stopped, 1)
+            self.close()
+        kind, value, code = self._outcome
+        if kind == "error":
+            raise BrodenError(value, code)
+        return value
+
+    def close(self) -> None:
+        """Stop the child if it still runs, and reap it."""
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.terminate()
+            self._process.join()
+            self._receive.close()
+            self._process = None
+
+    def __enter__(self) -> Forked[R]:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _outcome(what: str, call: Callable[[], R]) -> tuple[str, Any, int]:
+    """("ok", value, 0) or ("error", message, exit code): what :meth:`Forked.result` returns or raises."""
+    try:
+        return "ok", call(), 0
+    except BrodenError as exc:
+        return "error", str(exc), exc.exit_code
+    except KeyboardInterrupt:
+        return "error", f"{what}: interrupted", 130
+    except Exception as exc:
+        return "error", f"{what} failed: {type(exc).__name__}: {exc}", 1
+
+
+def _forked_child(send: Any, what: str, call: Callable[[], R]) -> None:
+    send.send(_outcome(what, call))
+    send.close()
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -246,6 +246,21 @@ def test_a_failing_forward_pass_names_the_images(small, tmp_path, capsys, fail_a
     assert not (out / "results.json").exists()
 
 
+def test_a_damaged_dataset_is_named_before_a_model_that_fails_on_it(tmp_path, capsys) -> None:
+    """The dataset is checked while the model is set up (its shape probe): when both fail, the dataset's error is
+    the one reported, and nothing is written."""
+    from broden.dataset import write_dataset
+
+    rows, table = _damaged_rows("layer-out-of-range")
+    ds = write_dataset(tmp_path / "ds", rows, table)
+    model = tmp_path / "flaky.py"
+    model.write_text(FLAKY.format(fail_at=1))
+    out = tmp_path / "out"
+    code, _, err = run_in_process(main, ["score", model, "--dataset", ds.path, "--out", out, "--workers", "0"], capsys)
+    assert_one_error(code, err, expected="[layer] mask 0 (object, label 2): layer 3 but layers[object] = 1")
+    assert not out.exists()
+
+
 # -- --activations -----------------------------------------------------------------------------------------------
 def _npz(path: Path, ids: list[str], **arrays) -> Path:
     import numpy as np

@@ -299,3 +299,28 @@ def test_rle_totals_match_pycocotools_and_catch_malformed_strings() -> None:
     for _ in range(300):  # the vectorised form agrees with the one-string form on arbitrary well-terminated text
         rles = ["".join(rng.choice(chars, rng.integers(0, 7))) + rng.choice(ends) for _ in range(3)]
         assert rle_totals(rles) == [rle_total(r) for r in rles]
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="fork is Linux's way only")
+def test_start_preflight_checks_a_small_dataset_in_a_child_and_a_large_one_here(clean: Path, monkeypatch) -> None:
+    """A dataset checked in one process is checked in a forked child while the caller goes on; one checked by
+    worker processes is checked before start_preflight returns (a forked child starts no processes)."""
+    import os
+
+    import broden.validate
+    from broden.dataset import load
+    from broden.errors import BrodenError
+
+    ds = load(clean)
+
+    def refuse(ds: Broden, *, workers: int = 1) -> None:
+        raise BrodenError(f"checked in {os.getpid()} with {workers} workers")
+
+    monkeypatch.setattr(broden.validate, "preflight", refuse)
+    with broden.validate.start_preflight(ds, workers=2) as check, pytest.raises(BrodenError) as err:
+        check.result()
+    assert str(err.value) != f"checked in {os.getpid()} with 2 workers"
+    monkeypatch.setattr(broden.validate, "PREFLIGHT_MIN_ROWS", 1)
+    monkeypatch.setattr(broden.validate, "PREFLIGHT_SPAN", 2)
+    with pytest.raises(BrodenError, match=f"^checked in {os.getpid()} with 2 workers$"):
+        broden.validate.start_preflight(ds, workers=2).result()
