@@ -302,9 +302,10 @@ def test_rle_totals_match_pycocotools_and_catch_malformed_strings() -> None:
 
 
 @pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="fork is Linux's way only")
-def test_start_preflight_checks_a_small_dataset_in_a_child_and_a_large_one_here(clean: Path, monkeypatch) -> None:
+def test_start_preflight_checks_a_mid_sized_dataset_in_a_child_and_others_here(clean: Path, monkeypatch) -> None:
     """A dataset checked in one process is checked in a forked child while the caller goes on; one checked by
-    worker processes is checked before start_preflight returns (a forked child starts no processes)."""
+    worker processes is checked before start_preflight returns (a forked child starts no processes), and so is one
+    too small to be worth a fork."""
     import os
 
     import broden.validate
@@ -317,6 +318,9 @@ def test_start_preflight_checks_a_small_dataset_in_a_child_and_a_large_one_here(
         raise BrodenError(f"checked in {os.getpid()} with {workers} workers")
 
     monkeypatch.setattr(broden.validate, "preflight", refuse)
+    with pytest.raises(BrodenError, match=f"^checked in {os.getpid()} with 2 workers$"):
+        broden.validate.start_preflight(ds, workers=2).result()
+    monkeypatch.setattr(broden.validate, "PREFLIGHT_FORK_MIN_ROWS", 1)
     with broden.validate.start_preflight(ds, workers=2) as check, pytest.raises(BrodenError) as err:
         check.result()
     assert str(err.value) != f"checked in {os.getpid()} with 2 workers"
