@@ -1,5 +1,5 @@
-"""The tally's per-pixel loop compiled for the CPU (numba): bilinear upsampling, thresholding and counting by key, in
-one pass over the candidate pixels.
+"""The tally's per-pixel loops compiled for the CPU (numba): bilinear upsampling, thresholding and counting by key, in
+one pass over the candidate pixels; and filling label maps from the masks' RLE strings.
 
 :func:`count_active_keys` is the arithmetic of :func:`benchmark.upsample.active_columns` (the same float32
 operations in the same order, so the same ``above`` bit for bit) with the counting of
@@ -8,9 +8,14 @@ version spends most of its time on (MobileNetV2 ``features.18`` on 2,000 images,
 2.8 for ``active_columns`` with its keys and ``bincount``; ``bench/README.md``). The tensor version stays the one used
 on other devices and for small runs; ``tests/benchmark/test_tally.py`` holds the two equal.
 
-Importing this module compiles the loop for its one signature (about 0.8 s), or loads it from numba's cache
-(``__pycache__`` beside this file, else numba's per-user cache): 0.37-0.58 CPU s in a process with numba's own
-import, once. A process that forks DataLoader workers after importing it passes the compiled loop on to them.
+:func:`fill_label_maps` decodes a batch's masks straight into its stacked label maps
+(:class:`benchmark.activations.RowBatches` where the run counts with the compiled loop): the same maps as
+pycocotools' decoding and :func:`broden.masks.decode_label_maps`, without a 0/1 array per mask
+(``tests/benchmark/test_activations.py`` holds the two equal).
+
+Importing this module compiles the loops for their one signature each (about 1.5 s), or loads them from numba's
+cache (``__pycache__`` beside this file, else numba's per-user cache): 0.37-0.58 CPU s in a process with numba's own
+import, once. A process that forks DataLoader workers after importing it passes the compiled loops on to them.
 """
 
 from __future__ import annotations
@@ -71,3 +76,50 @@ def count_active_keys(maps, thresholds, images, keys,
                             wy = row_weight[r, gy]
                             if top * (one - wy) + bottom * wy > t:
                                 count[key[row_index[r, gy] * width + x]] += 1
+
+
+@njit("void(uint8[::1], int64[::1], int64[::1], int64[::1], int32[::1], int64, int64, int32[:, :, ::1])", cache=True,
+      nogil=True, boundscheck=False)
+def fill_label_maps(chars, ends, images, slots, labels, height, width, out):
+    """Add each mask's label to the pixels it covers: ``out[images[i], slots[i], y * width + x] += labels[i]``.
+
+    Mask ``i`` is the COCO compressed RLE string ``chars[ends[i - 1]:ends[i]]`` (``ends[-1]`` = 0): runs of 0s and
+    1s alternating, 0s first, over the ``height * width`` pixels in column-major order; each run length is 5-bit
+    groups with a continuation bit (0x20) and a sign bit (0x10) on the last, offset by 48, and from the fourth run
+    on the difference to the run two before (pycocotools' ``rleFrString``). Masks of one layer are disjoint, so
+    adding their labels is each layer's label map, as :func:`broden.masks.decode_label_maps` makes it. Runs that
+    would reach outside the ``height * width`` pixels (a malformed string) are cut there: nothing is written
+    outside a map.
+    """
+    pixels = height * width
+    start = 0
+    for i in range(ends.shape[0]):
+        stop = ends[i]
+        target = out[images[i], slots[i]]
+        label = labels[i]
+        pos = 0
+        run = 0
+        before = 0  # the run before the last
+        last = 0
+        p = start
+        while p < stop:
+            x = 0
+            k = 0
+            more = True
+            while more and p < stop:
+                c = np.int64(chars[p]) - 48
+                x |= (c & 0x1F) << (5 * k)
+                more = (c & 0x20) != 0
+                p += 1
+                k += 1
+                if not more and (c & 0x10) != 0:
+                    x |= np.int64(-1) << (5 * k)
+            if run > 2:
+                x += before
+            before, last = last, x
+            if run % 2 == 1:
+                for q in range(max(pos, 0), min(pos + x, pixels)):
+                    target[(q % height) * width + q // height] += label
+            pos += x
+            run += 1
+        start = stop

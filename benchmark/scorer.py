@@ -51,7 +51,7 @@ from benchmark.scoring import held_out_units, score_units
 from benchmark.summary import summarize_layer
 from benchmark.tally import BatchCounter, Tally, TallyInput
 from benchmark.topk import TopImages
-from benchmark.upsample import COMPILED_MIN_MAPS, compiled_kernel
+from benchmark.upsample import COMPILED_MIN_MAPS, compiled_kernels
 from broden.dataset import Broden
 from broden.errors import BrodenError
 from broden.utils import atomic
@@ -267,13 +267,13 @@ class _Run:
         self.quiet = settings.quiet or group.rank != 0  # progress bars: rank 0's only
         self.allocator_tuned = tune_allocator()
         self.budget = settings.budget()
-        # The tally counts with the compiled loop from COMPILED_MIN_MAPS (image, unit) maps (below, loading it costs
-        # more than it saves). On the CPU it is loaded now: its loading overlaps the dataset check (_checked) instead
-        # of holding up pass 2, and pass 2's DataLoader workers inherit it.
+        # From COMPILED_MIN_MAPS (image, unit) maps on (below, loading them costs more than they save), pass 2 decodes
+        # the masks with the compiled loops, and on the CPU counts with them. They are loaded now: the loading
+        # overlaps the dataset check (_checked) instead of holding up pass 2, whose DataLoader workers inherit them.
         maps = (self.stop - self.first) * sum(shape[0] for shape in producer.shapes.values())
         self.compiled = maps >= COMPILED_MIN_MAPS
-        if self.compiled and torch.device(self.device).type == "cpu":
-            compiled_kernel()
+        if self.compiled:
+            compiled_kernels()
 
     # -- the run -------------------------------------------------------------------------------------------------
     def execute(self) -> Outcome:
@@ -457,7 +457,7 @@ class _Run:
                               self.budget.tally_threads)
         stream = self.producer.batches(self.settings.batch_size, workers, self.row, self.categories,
                                        need_acts=recompute or (job is None and self.cache is None),
-                                       stop_row=self.stop, then=job)
+                                       stop_row=self.stop, then=job, compiled=self.compiled)
         # With a job, the counting happens while the stream is iterated (in the workers, or here with none); without
         # one, the loop's own tallying below: a second forward pass in the stream keeps the forward's threads.
         with self.budget.tallying() if job is not None else contextlib.nullcontext():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
@@ -151,7 +151,8 @@ class ActiveKeys:
             raise BrodenError(f"pixel keys must lie in 0..{width - 1}")
         self.width, self.size = int(width), (int(size[0]), int(size[1]))
         self.map_size, self.num_images = (int(map_size[0]), int(map_size[1])), keys.shape[0]
-        self.kernel = compiled_kernel() if compiled and keys.device.type == "cpu" else None
+        kernels = compiled_kernels() if compiled and keys.device.type == "cpu" else None
+        self.kernel = kernels.count_active_keys if kernels is not None else None
         # the elements counting one map holds: tensor operations, its candidate pixels (up to every pixel); the
         # compiled loop, its map and its counts
         self.pair_elements = self.size[0] * self.size[1] if self.kernel is None else (
@@ -199,21 +200,21 @@ COMPILED_MIN_MAPS = 2**19
 
 
 @functools.cache
-def compiled_kernel() -> Callable[..., None] | None:
-    """:func:`benchmark.kernels.count_active_keys`, imported (so compiled, or loaded from numba's cache) once per
-    process; None, with a warning, where numba cannot load it: the tally then counts with tensor operations (the
-    same counts, about three times the CPU time)."""
+def compiled_kernels() -> ModuleType | None:
+    """:mod:`benchmark.kernels`, imported (so compiled, or loaded from numba's cache) once per process; None, with a
+    warning, where numba cannot load it: the tally then counts with tensor operations and the masks are decoded
+    by pycocotools (the same counts and maps, slower)."""
     try:
         from numba import config
 
-        if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 would run the loop as Python, pixel by pixel
+        if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 would run the loops as Python, pixel by pixel
             return None
-        from benchmark.kernels import count_active_keys
+        import benchmark.kernels as kernels
     except Exception as exc:  # numba missing, or unable to compile here
-        warnings.warn(f"the tally's compiled loop could not load ({type(exc).__name__}: {exc}); counting with tensor "
+        warnings.warn(f"the tally's compiled loops could not load ({type(exc).__name__}: {exc}); counting with tensor "
                       "operations instead (same counts, slower); reinstall numba to fix", stacklevel=2)
         return None
-    return count_active_keys
+    return kernels
 
 
 class _Pieces:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from benchmark.runtime import worker_init
+from benchmark.upsample import compiled_kernels
 from broden.dataset import Broden, decode_row, open_image
 from broden.errors import BrodenError
 
@@ -148,7 +149,9 @@ class RowBatches(torch.utils.data.Dataset):
     missing layers are zeros), their pixels grouped by label tuple for the tally (:class:`PixelLabels`, here in the
     DataLoader worker rather than in the tally's thread), and each image's image-level label numbers listed.
     ``then`` given: called on each decoded batch where it was decoded (in the worker), to work on it there; a
-    :class:`~broden.errors.BrodenError` it raises reaches the main process like a decoding error.
+    :class:`~broden.errors.BrodenError` it raises reaches the main process like a decoding error. ``compiled``: the
+    masks are decoded by :func:`benchmark.kernels.fill_label_maps` where numba can load it (for a run that loads the
+    compiled loops anyway), else by pycocotools through :func:`broden.dataset.decode_row`; the same maps.
     """
 
     def __init__(
@@ -162,9 +165,11 @@ class RowBatches(torch.utils.data.Dataset):
         first_row: int = 0,
         stop_row: int | None = None,
         then: Callable[[Batch], None] | None = None,
+        compiled: bool = False,
     ) -> None:
         self.indices = np.asarray(indices, dtype=np.int64)
         self.then = then
+        self.compiled = compiled
         self.batch_size = int(batch_size)
         self.preprocess = preprocess
         self.first_row = int(first_row)
@@ -215,24 +220,70 @@ class RowBatches(torch.utils.data.Dataset):
         return batch
 
     def _add_labels(self, batch: Batch, rows: list[dict[str, Any]]) -> None:
-        samples = [decode_row(r, self.mask_categories, self.pixel, self.image_level) for r in rows]
-        depth = {c: max((s.pixel[c].shape[0] for s in samples), default=0) for c in self.pixel}
-        sh = max((s.seg_height for s in samples), default=0)
-        sw = max((s.seg_width for s in samples), default=0)
-        maps = np.zeros((len(samples), sum(depth.values()), sh, sw), np.int32)
-        for j, s in enumerate(samples):
-            offset = 0
-            for c in self.pixel:
-                layers = s.pixel[c]
-                if layers.shape[1:] != (sh, sw) and layers.shape[0]:
-                    raise BrodenError(f"row {s.id}: segmentation size {layers.shape[1:]} differs within the batch; "
-                                      "every image of a dataset must share one segmentation size")
-                maps[j, offset : offset + layers.shape[0]] = layers
-                offset += depth[c]
+        kernels = compiled_kernels() if self.compiled else None
+        if kernels is not None:
+            maps = self._filled_label_maps(kernels.fill_label_maps, rows)
+            batch.image_labels = [[int(n) for c in self.image_level for n in r[c]] for r in rows]
+            batch.splits = [r["split"] for r in rows]
+        else:
+            samples = [decode_row(r, self.mask_categories, self.pixel, self.image_level) for r in rows]
+            maps = self._stacked_label_maps(samples)
+            batch.image_labels = [[int(n) for c in self.image_level for n in s.image_labels[c]] for s in samples]
+            batch.splits = [s.split for s in samples]
         batch.label_maps = torch.from_numpy(maps)
         batch.pixel_labels = PixelLabels.of(batch.label_maps)
-        batch.image_labels = [[int(n) for c in self.image_level for n in s.image_labels[c]] for s in samples]
-        batch.splits = [s.split for s in samples]
+
+    def _layout(self, ids: list[str], layers: list[dict[str, int | None]], sizes: list[tuple[int, int]]
+                ) -> tuple[dict[str, int], dict[str, int], tuple[int, int]]:
+        """Each pixel category's depth (its deepest image in the batch) and first stacked layer, and the batch's one
+        segmentation size."""
+        depth = {c: max((int(lay.get(c) or 0) for lay in layers), default=0) for c in self.pixel}
+        first, offset = {}, 0
+        for c in self.pixel:
+            first[c], offset = offset, offset + depth[c]
+        size = (max((h for h, _ in sizes), default=0), max((w for _, w in sizes), default=0))
+        for rid, lay, shape in zip(ids, layers, sizes):
+            if shape != size and any(lay.get(c) for c in self.pixel):
+                raise BrodenError(f"row {rid}: segmentation size {shape} differs within the batch; every image of a "
+                                  "dataset must share one segmentation size")
+        return depth, first, size
+
+    def _stacked_label_maps(self, samples: list[Any]) -> np.ndarray:
+        depth, first, (sh, sw) = self._layout([s.id for s in samples],
+                                              [{c: s.pixel[c].shape[0] for c in self.pixel} for s in samples],
+                                              [(s.seg_height, s.seg_width) for s in samples])
+        maps = np.zeros((len(samples), sum(depth.values()), sh, sw), np.int32)
+        for j, s in enumerate(samples):
+            for c in self.pixel:
+                layers = s.pixel[c]
+                maps[j, first[c] : first[c] + layers.shape[0]] = layers
+        return maps
+
+    def _filled_label_maps(self, fill: Callable[..., None], rows: list[dict[str, Any]]) -> np.ndarray:
+        """The batch's stacked label maps, every mask filled in by one compiled call."""
+        depth, first, (sh, sw) = self._layout([r["id"] for r in rows], [r["layers"] or {} for r in rows],
+                                              [(int(r["seg_height"]), int(r["seg_width"])) for r in rows])
+        category = {self.mask_categories.index(c): c for c in self.pixel}  # mask category code -> name
+        rles, images, slots, labels = [], [], [], []
+        for j, r in enumerate(rows):
+            m, layers = r["masks"], r["layers"] or {}
+            for code, layer, label, rle in zip(m["category"], m["layer"], m["label"], m["rle"]):
+                c = category.get(code)
+                if c is not None:
+                    if not 0 <= layer < int(layers.get(c) or 0):  # the loop writes where the slot says, unchecked
+                        raise BrodenError(f"row {r['id']}: a {c} mask of layer {layer}, but the row has "
+                                          f"{layers.get(c)} {c} layers; run 'broden validate' on the dataset")
+                    rles.append(rle)
+                    images.append(j)
+                    slots.append(first[c] + layer)
+                    labels.append(label)
+        maps = np.zeros((len(rows), sum(depth.values()), sh * sw), np.int32)
+        if rles:
+            chars = np.frombuffer(bytearray("".join(rles).encode("ascii", "replace")), np.uint8)
+            ends = np.cumsum(np.fromiter(map(len, rles), np.int64, len(rles)))
+            fill(chars, ends, np.asarray(images, np.int64), np.asarray(slots, np.int64),
+                 np.asarray(labels, np.int32), sh, sw, maps)
+        return maps.reshape(len(rows), -1, sh, sw)
 
 
 def _stack_images(images: list[Any], ids: list[str]) -> torch.Tensor:

@@ -57,12 +57,13 @@ class ModelProducer:
                               f"({batch.ids[0]} ...): {type(exc).__name__}: {detail}") from exc
 
     def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,
-                need_acts: bool = True, stop_row: int | None = None,
-                then: Callable[[Batch], None] | None = None) -> Iterator[tuple[Batch, Acts | None]]:
-        """Rows ``first_row .. stop_row - 1`` (default: to the end); ``categories`` given: with label maps;
-        ``need_acts`` False: no forward."""
+                need_acts: bool = True, stop_row: int | None = None, then: Callable[[Batch], None] | None = None,
+                compiled: bool = False) -> Iterator[tuple[Batch, Acts | None]]:
+        """Rows ``first_row .. stop_row - 1`` (default: to the end); ``categories`` given: with label maps (decoded
+        ``compiled`` or not, as :class:`RowBatches`); ``need_acts`` False: no forward."""
         rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row, stop_row=stop_row,
-                        preprocess=self.preprocess if need_acts else None, categories=categories, then=then)
+                        preprocess=self.preprocess if need_acts else None, categories=categories, then=then,
+                        compiled=compiled)
         for batch in batch_loader(rb, workers):
             if not need_acts:
                 yield batch, None
@@ -91,11 +92,11 @@ class SuppliedProducer:
         self.shapes = {supplied.layer: supplied.shape}
 
     def batches(self, batch_size: int, workers: int, first_row: int, categories: list[str] | None,
-                need_acts: bool = True, stop_row: int | None = None,
-                then: Callable[[Batch], None] | None = None) -> Iterator[tuple[Batch, Acts | None]]:
+                need_acts: bool = True, stop_row: int | None = None, then: Callable[[Batch], None] | None = None,
+                compiled: bool = False) -> Iterator[tuple[Batch, Acts | None]]:
         """As :meth:`ModelProducer.batches`; ``need_acts`` False: the activations are not read."""
         rb = RowBatches(self.dataset, self.indices, batch_size, first_row=first_row, stop_row=stop_row,
-                        categories=categories, then=then)
+                        categories=categories, then=then, compiled=compiled)
         for batch in batch_loader(rb, workers if categories else 0):
             yield batch, self.read(batch.start, batch.end, batch.ids) if need_acts else None
 

@@ -1,0 +1,88 @@
+"""Decoding a batch's masks: the compiled fill (benchmark.kernels.fill_label_maps) against pycocotools' decoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.activations import RowBatches
+from benchmark.upsample import compiled_kernels
+from broden.dataset import load, write_dataset
+from broden.errors import BrodenError
+from broden.masks import encode_label_map
+from broden.sample import write_sample
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return load(write_sample(tmp_path_factory.mktemp("sample") / "ds", num_images=24, size=64).path)
+
+
+def _batches(ds, compiled: bool, categories=None, batch_size: int = 5):
+    rb = RowBatches(ds, range(len(ds)), batch_size, categories=categories or ds.labels.category_names,
+                    compiled=compiled)
+    return [rb[i] for i in range(len(rb))]
+
+
+def _assert_same(a, b) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.label_maps.dtype == y.label_maps.dtype == torch.int32
+        assert torch.equal(x.label_maps, y.label_maps)
+        assert x.image_labels == y.image_labels and x.splits == y.splits and x.ids == y.ids
+        for field in ("table", "counts", "of_pixel"):
+            assert torch.equal(getattr(x.pixel_labels, field), getattr(y.pixel_labels, field))
+
+
+@pytest.mark.parametrize("categories", [None, ["part", "object"], ["texture", "color"]])
+def test_compiled_mask_decoding_gives_the_maps_pycocotools_gives(sample, categories) -> None:
+    assert compiled_kernels() is not None, "numba is a dependency: the compiled loops must load"
+    compiled = _batches(sample, True, categories)
+    assert any(int(b.label_maps.max()) > 0 for b in compiled)  # the sample's masks are really there
+    _assert_same(compiled, _batches(sample, False, categories))
+
+
+def test_compiled_fill_reads_every_rle_form(tmp_path) -> None:
+    """Long runs (numbers of several 5-bit groups), differences to the run two before of either sign, a run ending
+    on the last pixel, a mask-free image, two object layers: the fill gives pycocotools' maps."""
+    from tests.helpers.hostile import tiny_rows
+
+    rows, table = tiny_rows(n=4, size=64)
+    rng = np.random.default_rng(0)
+    seg = 32
+    for j, row in enumerate(rows):
+        keep = [i for i, c in enumerate(row["masks"]["category"]) if c != "object"]
+        masks = {k: [v[i] for i in keep] for k, v in row["masks"].items()}
+        for layer, (label, share) in enumerate(((2, 0.3), (3, 0.05))):
+            m = np.zeros((seg, seg), np.int32)
+            m[rng.random((seg, seg)) < share] = label
+            m[: 4 * j, :] = 0  # long leading runs
+            m[-1, -1] = label if layer == 0 else 0
+            if j == 3:
+                m[:] = 0  # no masks at all in this layer
+            for lab, rle in encode_label_map(m):
+                for k, v in (("category", "object"), ("layer", layer), ("label", lab), ("rle", rle)):
+                    masks[k].append(v)
+        row["masks"] = masks
+        row["layers"] = {**row["layers"], "object": 2}
+    ds = load(write_dataset(tmp_path / "ds", rows, table).path)
+    _assert_same(_batches(ds, True, batch_size=3), _batches(ds, False, batch_size=3))
+    maps = _batches(ds, True, batch_size=4)[0].label_maps
+    assert bool((maps == 3).any()) and bool((maps == 2).any())  # both object layers came through
+
+
+def test_compiled_fill_refuses_a_layer_beyond_the_row_s(sample, monkeypatch) -> None:
+    """The loop writes where a mask's layer says, unchecked: a layer beyond the row's own count is refused first."""
+    rb = RowBatches(sample, range(len(sample)), 4, categories=sample.labels.category_names, compiled=True)
+    read = rb.rows.read
+
+    def damaged(idx):
+        cols = read(idx)
+        masks = cols["masks"][0]
+        cols["masks"][0] = {**masks, "layer": [99] + list(masks["layer"][1:])}
+        return cols
+
+    monkeypatch.setattr(rb.rows, "read", damaged)
+    with pytest.raises(BrodenError, match=r"layer 99, but the row has \d+ \w+ layers; run 'broden validate'"):
+        rb._load(0)
