@@ -193,7 +193,7 @@ def _rotated(producer: ModelProducer | SuppliedProducer, settings: Settings) -> 
 
 
 def _checked(dataset: Broden, settings: Settings, run: Callable[[], _Run]) -> _Run:
-    """``run()``, the run set up (its model loaded, its compiled loop too), while the dataset's metadata, label table
+    """``run()``, the run set up (its model loaded, its compiled loops too), while the dataset's metadata, label table
     and mask headers are checked (:func:`broden.validate.start_preflight`, in a child process): a bad dataset is
     refused before pass 1, not half-way, and its error comes first when the set-up fails too."""
     from broden.validate import start_preflight

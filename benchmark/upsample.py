@@ -192,10 +192,12 @@ class ActiveKeys:
         return torch.bincount(keys.view(-1), minlength=num * width + 1)[:-1].view(-1, width)
 
 
-#: (image, unit) maps from which a run counts with the compiled loop: loading it costs about 0.45 CPU s once per
-#: process (numba, LLVM, the cached machine code) and about 120 MB of mostly shared libraries; it saves about
-#: 0.9 CPU us per map. MobileNetV2 ``features.18`` (1,280 units) on this 2-core machine: 240 images 2.87 s with
-#: tensor operations against 3.17 s compiled; 2,000 images 19.2 s against 18.3 s (medians of alternating runs).
+#: (image, unit) maps from which a run counts with the compiled loop and decodes its masks with the compiled fill:
+#: loading them costs 0.56-0.64 CPU s once per process (numba, LLVM, the cached machine code) and about 120 MB of
+#: mostly shared libraries, which the scorer loads while the dataset is checked; counting saves about 0.9 CPU us
+#: per map. MobileNetV2 ``features.18`` (1,280 units) on this 2-core machine, with the counting alone: 240 images
+#: 2.87 s with tensor operations against 3.17 s compiled; 2,000 images 19.2 s against 18.3 s (medians of
+#: alternating runs).
 COMPILED_MIN_MAPS = 2**19
 
 
