@@ -13,9 +13,10 @@ on other devices and for small runs; ``tests/benchmark/test_tally.py`` holds the
 pycocotools' decoding and :func:`broden.masks.decode_label_maps`, without a 0/1 array per mask
 (``tests/benchmark/test_activations.py`` holds the two equal).
 
-Importing this module compiles the loops for their one signature each (about 1.5 s), or loads them from numba's
-cache (``__pycache__`` beside this file, else numba's per-user cache): 0.37-0.58 CPU s in a process with numba's own
-import, once. A process that forks DataLoader workers after importing it passes the compiled loops on to them.
+Importing this module (through :func:`benchmark.compiled.kernels`) compiles the loops for their one signature each
+(0.93 s here, numba's import included), or loads them from numba's cache (``__pycache__`` beside this file, else
+numba's per-user cache): 0.3-0.64 s, once per process. A process that forks DataLoader workers after importing
+it passes the compiled loops on to them.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from benchmark import bootstrap
+from benchmark import compiled as compiled_loops
 from benchmark.activations import ActivationCache, Batch, SuppliedActivations
 from benchmark.activations.producers import ModelProducer, SuppliedProducer
 from benchmark.checkpoint import Checkpoint, run_key
@@ -51,7 +52,6 @@ from benchmark.scoring import held_out_units, score_units
 from benchmark.summary import summarize_layer
 from benchmark.tally import BatchCounter, Tally, TallyInput
 from benchmark.topk import TopImages
-from benchmark.upsample import COMPILED_MIN_MAPS, compiled_kernels
 from broden.dataset import Broden
 from broden.errors import BrodenError
 from broden.utils import atomic
@@ -271,9 +271,9 @@ class _Run:
         # the masks with the compiled loops, and on the CPU counts with them. They are loaded now: the loading
         # overlaps the dataset check (_checked) instead of holding up pass 2, whose DataLoader workers inherit them.
         maps = (self.stop - self.first) * sum(shape[0] for shape in producer.shapes.values())
-        self.compiled = maps >= COMPILED_MIN_MAPS
+        self.compiled = maps >= compiled_loops.COMPILED_MIN_MAPS
         if self.compiled:
-            compiled_kernels()
+            compiled_loops.kernels()
 
     # -- the run -------------------------------------------------------------------------------------------------
     def execute(self) -> Outcome:

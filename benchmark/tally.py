@@ -85,8 +85,8 @@ COUNT_TENSORS = (
 #: Default budget, in elements, for a chunk of (image, unit) pairs: pairs x what counting a pair holds stays under it
 #: (:attr:`benchmark.upsample.ActiveKeys.pair_elements`: with tensor operations its sh x sw candidate pixels, in the
 #: compiled loop its map and counts). It bounds memory whatever the batch size, and is small enough that a chunk's
-#: candidate pixels stay in the CPU's caches: the tensor operations are bound by memory traffic (MobileNetV2 ``features.18`` on 2,000 images, one thread: 5.0 CPU s at 2^24,
-#: 4.0 s at 2^22, 3.9 s at 2^21, 4.1 s at 2^20).
+#: candidate pixels stay in the CPU's caches: the tensor operations are bound by memory traffic (MobileNetV2
+#: ``features.18`` on 2,000 images, one thread: 5.0 CPU s at 2^24, 4.0 s at 2^22, 3.9 s at 2^21, 4.1 s at 2^20).
 DEFAULT_CHUNK_ELEMENTS = 2**21
 
 

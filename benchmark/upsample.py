@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass
-from types import ModuleType
 
 import torch
 import torch.nn.functional as F
 
+from benchmark import compiled as compiled_loops
 from broden.errors import BrodenError
 
 #: Supported modes. ``bilinear`` is torch's ``align_corners=False`` interpolation: half-pixel centres with edge
@@ -151,7 +150,7 @@ class ActiveKeys:
             raise BrodenError(f"pixel keys must lie in 0..{width - 1}")
         self.width, self.size = int(width), (int(size[0]), int(size[1]))
         self.map_size, self.num_images = (int(map_size[0]), int(map_size[1])), keys.shape[0]
-        kernels = compiled_kernels() if compiled and keys.device.type == "cpu" else None
+        kernels = compiled_loops.kernels() if compiled and keys.device.type == "cpu" else None
         self.kernel = kernels.count_active_keys if kernels is not None else None
         # the elements counting one map holds: tensor operations, its candidate pixels (up to every pixel); the
         # compiled loop, its map and its counts
@@ -190,33 +189,6 @@ class ActiveKeys:
             keys = keys.long()
         keys.add_((columns.maps * width).to(keys.dtype)[:, None]).masked_fill_(~columns.above, num * width)
         return torch.bincount(keys.view(-1), minlength=num * width + 1)[:-1].view(-1, width)
-
-
-#: (image, unit) maps from which a run counts with the compiled loop and decodes its masks with the compiled fill:
-#: loading them costs 0.56-0.64 CPU s once per process (numba, LLVM, the cached machine code) and about 120 MB of
-#: mostly shared libraries, which the scorer loads while the dataset is checked; counting saves about 0.9 CPU us
-#: per map. MobileNetV2 ``features.18`` (1,280 units) on this 2-core machine, with the counting alone: 240 images
-#: 2.87 s with tensor operations against 3.17 s compiled; 2,000 images 19.2 s against 18.3 s (medians of
-#: alternating runs).
-COMPILED_MIN_MAPS = 2**19
-
-
-@functools.cache
-def compiled_kernels() -> ModuleType | None:
-    """:mod:`benchmark.kernels`, imported (so compiled, or loaded from numba's cache) once per process; None, with a
-    warning, where numba cannot load it: the tally then counts with tensor operations and the masks are decoded
-    by pycocotools (the same counts and maps, slower)."""
-    try:
-        from numba import config
-
-        if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 would run the loops as Python, pixel by pixel
-            return None
-        import benchmark.kernels as kernels
-    except Exception as exc:  # numba missing, or unable to compile here
-        warnings.warn(f"the tally's compiled loops could not load ({type(exc).__name__}: {exc}); counting with tensor "
-                      "operations instead (same counts, slower); reinstall numba to fix", stacklevel=2)
-        return None
-    return kernels
 
 
 class _Pieces:

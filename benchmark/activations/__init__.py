@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from benchmark.runtime import worker_init
-from benchmark.upsample import compiled_kernels
+from benchmark import compiled as compiled_loops
 from broden.dataset import Broden, decode_row, open_image
 from broden.errors import BrodenError
 
@@ -220,7 +220,7 @@ class RowBatches(torch.utils.data.Dataset):
         return batch
 
     def _add_labels(self, batch: Batch, rows: list[dict[str, Any]]) -> None:
-        kernels = compiled_kernels() if self.compiled else None
+        kernels = compiled_loops.kernels() if self.compiled else None
         if kernels is not None:
             maps = self._filled_label_maps(kernels.fill_label_maps, rows)
             batch.image_labels = [[int(n) for c in self.image_level for n in r[c]] for r in rows]

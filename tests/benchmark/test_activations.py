@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmark.activations import RowBatches
-from benchmark.upsample import compiled_kernels
+from benchmark.compiled import kernels
 from broden.dataset import load, write_dataset
 from broden.errors import BrodenError
 from broden.masks import encode_label_map
@@ -37,7 +37,7 @@ def _assert_same(a, b) -> None:
 
 @pytest.mark.parametrize("categories", [None, ["part", "object"], ["texture", "color"]])
 def test_compiled_mask_decoding_gives_the_maps_pycocotools_gives(sample, categories) -> None:
-    assert compiled_kernels() is not None, "numba is a dependency: the compiled loops must load"
+    assert kernels() is not None, "numba is a dependency: the compiled loops must load"
     compiled = _batches(sample, True, categories)
     assert any(int(b.label_maps.max()) > 0 for b in compiled)  # the sample's masks are really there
     _assert_same(compiled, _batches(sample, False, categories))

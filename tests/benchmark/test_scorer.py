@@ -7,6 +7,7 @@ import copy
 import json
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -183,25 +184,32 @@ def test_pass_two_counts_in_the_workers_like_here(small, tmp_path, monkeypatch, 
 
 
 def test_compiled_loop_by_run_size_gives_the_same_results(small, tmp_path, monkeypatch) -> None:
-    """A run counts with the compiled loop from COMPILED_MIN_MAPS (image, unit) maps on, with tensor operations
-    below: the same results either way, counted here or in the workers (which inherit the loaded loop)."""
-    import benchmark.scorer as scorer_module
+    """A run counts and decodes its masks with the compiled loops from COMPILED_MIN_MAPS (image, unit) maps on, with
+    tensor operations and pycocotools below: the same results either way, here or in the workers (which inherit
+    the loaded loops)."""
+    import benchmark.activations as activations
+    import benchmark.compiled as compiled
     import benchmark.upsample as upsample
 
-    count = upsample.ActiveKeys.count
+    def spied(cls, name: str, engine: Callable[[object], str]) -> None:
+        method = getattr(cls, name)
 
-    def spy(self, maps, thresholds, images):
-        (tmp_path / f"{'compiled' if self.kernel is not None else 'tensor'}-{os.getpid()}").touch()
-        return count(self, maps, thresholds, images)
+        def spy(self, *args):
+            (tmp_path / f"{engine(self)}-{os.getpid()}").touch()
+            return method(self, *args)
 
-    monkeypatch.setattr(upsample.ActiveKeys, "count", spy)
+        monkeypatch.setattr(cls, name, spy)
+
+    spied(upsample.ActiveKeys, "count", lambda keys: "compiled" if keys.kernel is not None else "tensor")
+    spied(activations.RowBatches, "_filled_label_maps", lambda _: "fill")
+    spied(activations.RowBatches, "_stacked_label_maps", lambda _: "pycocotools")
     runs = {}
     for limit, workers in ((10**12, 0), (0, 0), (0, 2)):
-        monkeypatch.setattr(scorer_module, "COMPILED_MIN_MAPS", limit)
+        monkeypatch.setattr(compiled, "COMPILED_MIN_MAPS", limit)
         runs[limit, workers] = score_model(loaded(tiny(), ["stem", "head"]), small, tmp_path / f"r{limit}-{workers}",
                                            settings(workers=workers)).results["layers"]
         engines = {p.name.split("-")[0] for p in tmp_path.glob("*-*") if p.is_file()}
-        assert engines == {"tensor" if limit else "compiled"}, (limit, workers)
+        assert engines == ({"tensor", "pycocotools"} if limit else {"compiled", "fill"}), (limit, workers)
         for p in tmp_path.glob("*-*"):
             if p.is_file():
                 p.unlink()

@@ -27,12 +27,12 @@ from tests.helpers.tally_data import (
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """How the tally counts active pixels on the CPU: numba's compiled loop (the default) or tensor operations (as on
     other devices)."""
-    import benchmark.upsample as upsample
+    import benchmark.compiled as compiled
 
     if request.param == "compiled":
-        assert upsample.compiled_kernels() is not None, "numba is a dependency: the compiled loop must load"
+        assert compiled.kernels() is not None, "numba is a dependency: the compiled loops must load"
     else:
-        monkeypatch.setattr(upsample, "compiled_kernels", lambda: None)
+        monkeypatch.setattr(compiled, "kernels", lambda: None)
     return request.param
 
 
@@ -320,27 +320,28 @@ def test_without_the_compiled_loop_the_tally_counts_with_tensor_operations(how: 
 
     import numba
 
+    import benchmark.compiled as compiled
     import benchmark.upsample as upsample
 
     rng = np.random.default_rng(4)
     batches = [random_batch(rng, 3, 5)]
     thresholds = unit_thresholds(batches, 0.8)
     expected = counts_of(run_tally(batches, thresholds, "netdissect"))
-    upsample.compiled_kernels.cache_clear()
+    compiled.kernels.cache_clear()
     try:
         if how == "numba missing":
             monkeypatch.setitem(sys.modules, "benchmark.kernels", None)  # its import fails
             with pytest.warns(UserWarning, match="could not load.*tensor operations"):
-                assert upsample.compiled_kernels() is None
+                assert compiled.kernels() is None
         else:
             monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
-            assert upsample.compiled_kernels() is None
+            assert compiled.kernels() is None
         assert upsample.ActiveKeys(torch.zeros(1, 4, dtype=torch.int32), 1, (1, 1), (2, 2)).kernel is None
         assert_same_counts(counts_of(run_tally(batches, thresholds, "netdissect")), expected)
     finally:
-        upsample.compiled_kernels.cache_clear()
+        compiled.kernels.cache_clear()
     monkeypatch.undo()
-    assert upsample.compiled_kernels() is not None
+    assert compiled.kernels() is not None
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
