@@ -1,9 +1,11 @@
 """Whether and when a process uses the compiled CPU loops of :mod:`benchmark.kernels` (numba): the one place that
 loads them, and the run size from which they pay for their loading.
 
-The loops are the tally's counting of active pixels (:class:`benchmark.upsample.ActiveKeys`) and the filling of a
-batch's label maps from the masks' RLE bytes (:class:`benchmark.activations.RowBatches`); each has a version
-without them (tensor operations, pycocotools) that gives the same counts and maps.
+The loops are the tally's counting of active pixels (:class:`benchmark.upsample.ActiveKeys`) and adding of counts
+(:meth:`benchmark.tally.Tally.add_counts`), the filling of a batch's label maps from the masks' RLE bytes and the
+grouping of their pixels by label tuple (:class:`benchmark.activations.RowBatches`,
+:meth:`benchmark.activations.PixelLabels.of`); each has a version without them (tensor operations, pycocotools)
+that gives the same counts and maps.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import functools
 import warnings
 from types import ModuleType
 
-#: (image, unit) maps from which a run counts with the compiled loop and decodes its masks with the compiled fill:
-#: loading them costs 0.3-0.64 CPU s once per process (numba, LLVM, the cached machine code; about 1 s the first
+#: (image, unit) maps from which a run uses the compiled loops (counting, decoding, grouping and adding):
+#: loading them costs 0.45-0.64 CPU s once per process (numba, LLVM, the cached machine code; about 3 s the first
 #: time, compiling) and about 120 MB of mostly shared libraries, which the scorer loads while the dataset is
 #: checked; counting saves about 0.9 CPU us per map. MobileNetV2 ``features.18`` (1,280 units) on this 2-core
 #: machine, with the counting alone: 240 images 2.87 s with tensor operations against 3.17 s compiled; 2,000 images

@@ -1,5 +1,6 @@
 """The tally's per-pixel loops compiled for the CPU (numba): bilinear upsampling, thresholding and counting by key, in
-one pass over the candidate pixels; and filling label maps from the masks' RLE strings.
+one pass over the candidate pixels; filling label maps from the masks' RLE strings; grouping a batch's pixels by
+label tuple; and adding a batch's counts to the tally's.
 
 :func:`count_active_keys` is the arithmetic of :func:`benchmark.upsample.active_columns` (the same float32
 operations in the same order, so the same ``above`` bit for bit) with the counting of
@@ -11,11 +12,14 @@ on other devices and for small runs; ``tests/benchmark/test_tally.py`` holds the
 :func:`fill_label_maps` decodes a batch's masks straight into its stacked label maps
 (:class:`benchmark.activations.RowBatches` where the run counts with the compiled loop): the same maps as
 pycocotools' decoding and :func:`broden.masks.decode_label_maps`, without a 0/1 array per mask
-(``tests/benchmark/test_activations.py`` holds the two equal).
+(``tests/benchmark/test_activations.py`` holds the two equal). :func:`group_pixels` is
+:meth:`benchmark.activations.PixelLabels.of` (2.5-3 ms a batch of 32 at 112 x 112 against 6.4-7.7) and
+:func:`add_hits` the (unit, label) part of :meth:`benchmark.tally.Tally.add_counts` (with it, 1.9 ms a batch of
+MobileNetV2 ``features.18`` against 3.1); ``tests/benchmark/test_tally.py`` holds each equal to its tensor version.
 
 Importing this module (through :func:`benchmark.compiled.kernels`) compiles the loops for their one signature each
-(0.93 s here, numba's import included), or loads them from numba's cache (``__pycache__`` beside this file, else
-numba's per-user cache): 0.3-0.64 s, once per process. A process that forks DataLoader workers after importing
+(3.1 s here, numba's import included), or loads them from numba's cache (``__pycache__`` beside this file, else
+numba's per-user cache): 0.45-0.6 s, once per process. A process that forks DataLoader workers after importing
 it passes the compiled loops on to them.
 """
 
@@ -124,3 +128,133 @@ def fill_label_maps(chars, ends, images, slots, labels, height, width, out):
             pos += x
             run += 1
         start = stop
+
+
+@njit("void(int32[:, :, ::1], int32[::1], int64[:, ::1], int64[:, ::1], int64[::1])", cache=True, nogil=True,
+      boundscheck=False)
+def group_pixels(maps, of_pixel, first, counts, sizes):
+    """Group each image's pixels by the labels they carry, layer by layer (:meth:`PixelLabels.of
+    <benchmark.activations.PixelLabels.of>`): ``maps`` ``(B, L, S)``; image ``b``'s ``sizes[b]`` distinct label
+    tuples in lexicographic order (layer 0 first), ``first[b, t]`` the first pixel carrying tuple ``t`` and
+    ``counts[b, t]`` how many do, and ``of_pixel[b * S + s]`` the tuple of pixel ``s``. A pixel with the labels of
+    the one before it takes its tuple; any other looks its tuple up in an open-addressing hash table of the image's
+    tuples so far (at most ``S``; the table has room for ``2 S``).
+    """
+    nb, layers, size = maps.shape
+    capacity = 1
+    while capacity < 2 * size:
+        capacity *= 2
+    mask = capacity - 1
+    slot_of = np.full(capacity, -1, np.int64)  # hash slot -> tuple (in order of first appearance)
+    used = np.empty(size, np.int64)  # the slots taken, cleared after each image
+    found_first = np.empty(size, np.int64)
+    found_count = np.empty(size, np.int64)
+    tuple_of = np.empty(size, np.int64)
+    order = np.empty(size, np.int64)
+    spare = np.empty(size, np.int64)
+    rank = np.empty(size, np.int64)
+    for b in range(nb):
+        m = maps[b]
+        found = 0
+        for s in range(size):
+            if s > 0:
+                same = True
+                for lay in range(layers):
+                    if m[lay, s] != m[lay, s - 1]:
+                        same = False
+                        break
+                if same:
+                    tuple_of[s] = tuple_of[s - 1]
+                    found_count[tuple_of[s]] += 1
+                    continue
+            h = np.uint64(1469598103934665603)
+            for lay in range(layers):
+                h = (h ^ np.uint64(np.uint32(m[lay, s]))) * np.uint64(1099511628211)
+            slot = np.int64(h >> np.uint64(17)) & mask
+            while True:
+                t = slot_of[slot]
+                if t < 0:
+                    slot_of[slot] = found
+                    used[found] = slot
+                    found_first[found] = s
+                    found_count[found] = 1
+                    tuple_of[s] = found
+                    found += 1
+                    break
+                p = found_first[t]
+                same = True
+                for lay in range(layers):
+                    if m[lay, p] != m[lay, s]:
+                        same = False
+                        break
+                if same:
+                    tuple_of[s] = t
+                    found_count[t] += 1
+                    break
+                slot = (slot + 1) & mask
+        for t in range(found):
+            slot_of[used[t]] = -1
+            order[t] = t
+        # bottom-up merge sort of the tuples, compared label by label at their first pixels
+        src, dst = order, spare
+        width = 1
+        while width < found:
+            for lo in range(0, found, 2 * width):
+                mid = min(lo + width, found)
+                hi = min(lo + 2 * width, found)
+                i, j, k = lo, mid, lo
+                while i < mid and j < hi:
+                    pi, pj = found_first[src[i]], found_first[src[j]]
+                    right_first = False
+                    for lay in range(layers):
+                        if m[lay, pj] != m[lay, pi]:
+                            right_first = m[lay, pj] < m[lay, pi]
+                            break
+                    if right_first:
+                        dst[k] = src[j]
+                        j += 1
+                    else:
+                        dst[k] = src[i]
+                        i += 1
+                    k += 1
+                while i < mid:
+                    dst[k] = src[i]
+                    i += 1
+                    k += 1
+                while j < hi:
+                    dst[k] = src[j]
+                    j += 1
+                    k += 1
+            src, dst = dst, src
+            width *= 2
+        for t in range(found):
+            rank[src[t]] = t
+            first[b, t] = found_first[src[t]]
+            counts[b, t] = found_count[src[t]]
+        for s in range(size):
+            of_pixel[b * size + s] = rank[tuple_of[s]]
+        sizes[b] = found
+
+
+@njit("int64(int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], boolean[::1], int64)",
+      cache=True, nogil=True, boundscheck=False)
+def add_hits(intersection, by_fold, by_train, cell, hits, image, fold, train, cells):
+    """Add a batch's (unit, label) hits to a tally's counts (:meth:`Tally.add_counts
+    <benchmark.tally.Tally.add_counts>`): ``hits[e]`` to ``intersection[cell[e]]``, to ``by_fold`` at
+    ``fold[image[e]] * cells + cell[e]`` and, for an image of the train split, to ``by_train[cell[e]]``. Returns the
+    number of entries added, or -1 (nothing added) when a cell, image or fold is out of range.
+    """
+    n = cell.shape[0]
+    folds = by_fold.shape[0] // cells
+    for e in range(n):
+        c, i = cell[e], image[e]
+        if c < 0 or c >= cells or c >= intersection.shape[0] or c >= by_train.shape[0] or i < 0 \
+                or i >= fold.shape[0] or i >= train.shape[0] or fold[i] < 0 or fold[i] >= folds:
+            return -1
+    for e in range(n):
+        c, i, v = cell[e], image[e], hits[e]
+        intersection[c] += v
+        by_fold[fold[i] * cells + c] += v
+        if train[i]:
+            by_train[c] += v
+    return n

@@ -68,6 +68,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from benchmark import compiled as compiled_loops
 from benchmark.activations import PixelLabels
 from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT
 from benchmark.upsample import ActiveColumns, ActiveKeys, active_columns, check_mode
@@ -312,8 +313,9 @@ class Tally:
     count, which :meth:`merge` (and a distributed run's ``all_reduce``) sums.
 
     ``compiled`` (a setting of the process, not of the counts; it may be changed between batches): on the CPU,
-    count active pixels with the compiled loop (:class:`benchmark.upsample.ActiveKeys`); False counts with tensor
-    operations, which need no loading (the scorer chooses by the run's size, ``COMPILED_MIN_MAPS``).
+    count active pixels with the compiled loop (:class:`benchmark.upsample.ActiveKeys`) and add the counts with
+    another (:meth:`add_counts`); False does both with tensor operations, which need no loading (the scorer
+    chooses by the run's size, ``COMPILED_MIN_MAPS``).
     """
 
     def __init__(
@@ -387,15 +389,25 @@ class Tally:
         self.add_counts(self.counter.count(batch, thresholds, threads))
 
     def add_counts(self, counts: BatchCounts) -> None:
-        """Add one batch's counts (from :meth:`BatchCounter.count` with this tally's :attr:`counter`)."""
+        """Add one batch's counts (from :meth:`BatchCounter.count` with this tally's :attr:`counter`); ``compiled``
+        on the CPU, the (unit, label) hits by :func:`benchmark.kernels.add_hits`, which checks them first: counts
+        of another tally are refused before anything is added."""
         nu, nl = self.num_units, self.num_labels
         c = counts.to(self.device)
         fold, train = c.fold, c.train
+        kernels = compiled_loops.kernels() if self.compiled and self.device.type == "cpu" else None
+        if kernels is None:
+            self.intersection.view(-1).index_add_(0, c.cell, c.hits)
+            self.fold_intersection.view(-1).index_add_(0, fold[c.image] * (nu * nl) + c.cell, c.hits)
+            in_train = train[c.image]
+            self.train_intersection.view(-1).index_add_(0, c.cell[in_train], c.hits[in_train])
+        elif kernels.add_hits(*(t.view(-1).numpy() for t in (self.intersection, self.fold_intersection,
+                                                             self.train_intersection)),  # written in place
+                              *(np.ascontiguousarray(t.numpy()) for t in (c.cell, c.hits, c.image, fold, train)),
+                              nu * nl) < 0:
+            raise BrodenError("a batch's counts name units, labels, images or folds beyond the tally's: they were "
+                              "counted for another tally; count with this tally's counter")
         self._add_per_image(self.truth, self.fold_truth, self.train_truth, c.truth, fold, train)
-        self.intersection.view(-1).index_add_(0, c.cell, c.hits)
-        self.fold_intersection.view(-1).index_add_(0, fold[c.image] * (nu * nl) + c.cell, c.hits)
-        in_train = train[c.image]
-        self.train_intersection.view(-1).index_add_(0, c.cell[in_train], c.hits[in_train])
         self.active += c.active.sum(dim=0)
         # Image-level labels: all of the unit's active pixels in the image, as (image entry, unit) -> (unit, label).
         img_b, img_l = c.entry_image, c.entry_label

@@ -62,18 +62,24 @@ class PixelLabels:
         return PixelLabels(self.table.to(device), self.counts.to(device), self.of_pixel.to(device))
 
     @classmethod
-    def of(cls, label_maps: torch.Tensor) -> PixelLabels:
-        """Group the pixels of ``label_maps`` ``(B, L, sh, sw)`` (non-negative integers)."""
+    def of(cls, label_maps: torch.Tensor, compiled: bool = False) -> PixelLabels:
+        """Group the pixels of ``label_maps`` ``(B, L, sh, sw)`` (non-negative integers). ``compiled``: int32 maps
+        on the CPU are grouped by :func:`benchmark.kernels.group_pixels` where numba can load it (for a run that
+        loads the compiled loops anyway), else with tensor operations; the same grouping."""
         nb, layers = label_maps.shape[:2]
         device = label_maps.device
         columns = label_maps.flatten(2)  # (B, L, S)
         size = columns.shape[2]
-        # One integer per pixel, equal for equal (image, tuple), increasing with the image: digits in base
-        # (max label + 1) behind the image number, renumbered densely whenever the next digit would overflow.
         low, high = torch.aminmax(columns) if columns.numel() else (torch.tensor(0), torch.tensor(0))
         if int(low) < 0:
             raise BrodenError(f"label maps hold label numbers outside 0 (none) and the positive label numbers: "
                              f"{int(low)}; rebuild the dataset's masks")
+        kernels = (compiled_loops.kernels() if compiled and device.type == "cpu" and columns.dtype == torch.int32
+                   else None)
+        if kernels is not None:
+            return cls._grouped(kernels.group_pixels, columns.contiguous().numpy())
+        # One integer per pixel, equal for equal (image, tuple), increasing with the image: digits in base
+        # (max label + 1) behind the image number, renumbered densely whenever the next digit would overflow.
         radix = int(high) + 1
         key = torch.arange(nb, device=device)[:, None].repeat(1, size)  # (B, S), built in place
         bound = max(nb, 1)
@@ -104,6 +110,22 @@ class PixelLabels:
         tuple_counts[image, local] = counts
         of_pixel = local.to(torch.int32)[of_run].repeat_interleave(lengths, output_size=key.numel())
         return cls(table, tuple_counts, of_pixel)
+
+    @classmethod
+    def _grouped(cls, group: Callable[..., None], columns: np.ndarray) -> PixelLabels:
+        """The grouping of ``columns`` ``(B, L, S)`` int32 by the compiled loop, laid out as :meth:`of`'s."""
+        nb, layers, size = columns.shape
+        of_pixel = np.empty(nb * size, np.int32)
+        first, counts = np.empty((nb, size), np.int64), np.empty((nb, size), np.int64)
+        sizes = np.empty(nb, np.int64)
+        group(columns, of_pixel, first, counts, sizes)
+        width = int(sizes.max()) if nb else 0
+        image, local = np.nonzero(np.arange(width)[None, :] < sizes[:, None])
+        table = np.zeros((nb, width, layers), np.int64)
+        table[image, local] = columns[image, :, first[image, local]]
+        tuple_counts = np.zeros((nb, width), np.int64)
+        tuple_counts[image, local] = counts[image, local]
+        return cls(torch.from_numpy(table), torch.from_numpy(tuple_counts), torch.from_numpy(of_pixel))
 
 
 def _renumbered(key: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -231,7 +253,7 @@ class RowBatches(torch.utils.data.Dataset):
             batch.image_labels = [[int(n) for c in self.image_level for n in s.image_labels[c]] for s in samples]
             batch.splits = [s.split for s in samples]
         batch.label_maps = torch.from_numpy(maps)
-        batch.pixel_labels = PixelLabels.of(batch.label_maps)
+        batch.pixel_labels = PixelLabels.of(batch.label_maps, compiled=kernels is not None)
 
     def _layout(self, ids: list[str], layers: list[dict[str, int | None]], sizes: list[tuple[int, int]]
                 ) -> tuple[dict[str, int], dict[str, int], tuple[int, int]]:

@@ -312,6 +312,27 @@ def test_active_keys_count_pixels_per_key_and_refuse_bad_keys(engine: str) -> No
         counter.count(maps, torch.tensor([0.0]), torch.tensor([0, 1]))
 
 
+def test_counts_of_another_tally_are_refused_not_written_outside_this_one(engine: str) -> None:
+    """A batch's counts from a tally with more units (or folds) than this one: the compiled adding, which writes
+    unchecked, refuses them whole (nothing added); tensor operations raise on the index."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(17)
+    acts, maps, image_labels = random_batch(rng, 4, 6)
+    thresholds = torch.from_numpy(unit_thresholds([(acts, maps, image_labels)], 0.5))
+    wide = Tally(6, NUM_LABELS, CATS, PRIMARY, folds=3)
+    counts = wide.counter.count(TallyInput(torch.from_numpy(acts), torch.from_numpy(maps), image_labels), thresholds)
+    assert counts.cell.numel() and int(counts.cell.max()) >= 2 * NUM_LABELS
+    narrow = Tally(2, NUM_LABELS, CATS, PRIMARY, folds=3)
+    for bad in (replace(counts, active=counts.active[:, :2]), replace(counts, active=counts.active[:, :2],
+                                                                        cell=counts.cell % (2 * NUM_LABELS),
+                                                                        fold=counts.fold + 3)):
+        with pytest.raises(BrodenError if engine == "compiled" else (IndexError, RuntimeError)):
+            narrow.add_counts(bad)
+        if engine == "compiled":
+            assert all(int(t.sum()) == 0 for t in narrow.counts().values())
+
+
 @pytest.mark.parametrize("how", ["numba missing", "NUMBA_DISABLE_JIT"])
 def test_without_the_compiled_loop_the_tally_counts_with_tensor_operations(how: str, monkeypatch) -> None:
     """Where numba cannot load the loop (warned: a dependency is broken) or runs it uncompiled (``NUMBA_DISABLE_JIT``,
@@ -368,15 +389,17 @@ def test_image_level_categories_only() -> None:
     assert tally.intersection[0, 14] == 0
 
 
-def test_pixel_labels_group_every_pixel_by_its_label_tuple() -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_pixel_labels_group_every_pixel_by_its_label_tuple(compiled: bool) -> None:
     """Each pixel's tuple holds its labels layer by layer; counts and padding are exact, also when the packed key
-    would overflow int64 (7 layers of labels up to 5000: renumbered on the way)."""
+    would overflow int64 (7 layers of labels up to 5000: renumbered on the way), with tensor operations or the
+    compiled loop."""
     from benchmark.activations import PixelLabels
 
     gen = torch.Generator().manual_seed(3)
     maps = torch.randint(0, 3, (3, 7, 9, 11), generator=gen) * torch.randint(1, 5000, (3, 7, 1, 1), generator=gen)
     maps[1] = 0  # an image with one tuple (all zero)
-    grouped = PixelLabels.of(maps.to(torch.int32))
+    grouped = PixelLabels.of(maps.to(torch.int32), compiled=compiled)
     flat = maps.flatten(2)  # (B, L, S)
     of_pixel = grouped.of_pixel.long().view(3, -1)
     for b in range(3):
@@ -387,7 +410,28 @@ def test_pixel_labels_group_every_pixel_by_its_label_tuple() -> None:
         assert torch.unique(grouped.table[b, :used], dim=0).shape[0] == used  # distinct within the image
     assert int((grouped.counts[1] > 0).sum()) == 1
     with pytest.raises(BrodenError, match="outside"):
-        PixelLabels.of(-maps)
+        PixelLabels.of(-maps.to(torch.int32), compiled=compiled)
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 9, 11), (6, 3, 16, 16), (4, 0, 3, 3), (0, 2, 4, 4), (2, 3, 0, 0),
+                                   (1, 1, 1, 1)])
+def test_the_compiled_grouping_is_the_tensor_grouping(shape: tuple[int, ...]) -> None:
+    """benchmark.kernels.group_pixels gives :meth:`PixelLabels.of`'s tensors exactly (tuples in the same order),
+    on maps of blobs (runs of equal tuples, as masks make them) and of noise (a tuple per pixel, hash collisions),
+    with no layers, no images or no pixels."""
+    from benchmark.activations import PixelLabels
+
+    gen = torch.Generator().manual_seed(sum(shape))
+    nb, layers, h, w = shape
+    blobs = torch.randint(0, 4, (nb, layers, -(-h // 4), -(-w // 4)), generator=gen)
+    blobs = blobs.repeat_interleave(4, 2).repeat_interleave(4, 3)[:, :, :h, :w] * 300
+    noise = torch.randint(0, 2**31 - 1, shape, generator=gen)
+    for maps in (blobs, noise, blobs + noise % 3):
+        maps = maps.to(torch.int32)
+        tensor, compiled = PixelLabels.of(maps), PixelLabels.of(maps, compiled=True)
+        for name in ("table", "counts", "of_pixel"):
+            mine, theirs = getattr(compiled, name), getattr(tensor, name)
+            assert mine.dtype == theirs.dtype and torch.equal(mine, theirs), (shape, name)
 
 
 @pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
