@@ -130,6 +130,15 @@ def fill_label_maps(chars, ends, images, slots, labels, height, width, out):
         start = stop
 
 
+@njit(inline="always", boundscheck=False)
+def _same_labels(m, a, b):
+    """Whether pixels ``a`` and ``b`` of ``m`` ``(L, S)`` carry the same label in every layer."""
+    for lay in range(m.shape[0]):
+        if m[lay, a] != m[lay, b]:
+            return False
+    return True
+
+
 @njit("void(int32[:, :, ::1], int32[::1], int64[:, ::1], int64[:, ::1], int64[::1])", cache=True, nogil=True,
       boundscheck=False)
 def group_pixels(maps, of_pixel, first, counts, sizes):
@@ -157,16 +166,10 @@ def group_pixels(maps, of_pixel, first, counts, sizes):
         m = maps[b]
         found = 0
         for s in range(size):
-            if s > 0:
-                same = True
-                for lay in range(layers):
-                    if m[lay, s] != m[lay, s - 1]:
-                        same = False
-                        break
-                if same:
-                    tuple_of[s] = tuple_of[s - 1]
-                    found_count[tuple_of[s]] += 1
-                    continue
+            if s > 0 and _same_labels(m, s, s - 1):
+                tuple_of[s] = tuple_of[s - 1]
+                found_count[tuple_of[s]] += 1
+                continue
             h = np.uint64(1469598103934665603)
             for lay in range(layers):
                 h = (h ^ np.uint64(np.uint32(m[lay, s]))) * np.uint64(1099511628211)
@@ -181,13 +184,7 @@ def group_pixels(maps, of_pixel, first, counts, sizes):
                     tuple_of[s] = found
                     found += 1
                     break
-                p = found_first[t]
-                same = True
-                for lay in range(layers):
-                    if m[lay, p] != m[lay, s]:
-                        same = False
-                        break
-                if same:
+                if _same_labels(m, found_first[t], s):
                     tuple_of[s] = t
                     found_count[t] += 1
                     break

@@ -390,8 +390,8 @@ class Tally:
 
     def add_counts(self, counts: BatchCounts) -> None:
         """Add one batch's counts (from :meth:`BatchCounter.count` with this tally's :attr:`counter`); ``compiled``
-        on the CPU, the (unit, label) hits by :func:`benchmark.kernels.add_hits`, which checks them first: counts
-        of another tally are refused before anything is added."""
+        on the CPU, the (unit, label) hits by :func:`benchmark.kernels.add_hits`, which checks them first: hits
+        naming cells, images or folds beyond this tally's are refused before anything is added."""
         nu, nl = self.num_units, self.num_labels
         c = counts.to(self.device)
         fold, train = c.fold, c.train

@@ -420,7 +420,9 @@ def test_the_compiled_grouping_is_the_tensor_grouping(shape: tuple[int, ...]) ->
     on maps of blobs (runs of equal tuples, as masks make them) and of noise (a tuple per pixel, hash collisions),
     with no layers, no images or no pixels."""
     from benchmark.activations import PixelLabels
+    from benchmark.compiled import kernels
 
+    assert kernels() is not None, "numba is a dependency: the compiled loops must load"
     gen = torch.Generator().manual_seed(sum(shape))
     nb, layers, h, w = shape
     blobs = torch.randint(0, 4, (nb, layers, -(-h // 4), -(-w // 4)), generator=gen)
