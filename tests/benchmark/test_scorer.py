@@ -184,40 +184,35 @@ def test_pass_two_counts_in_the_workers_like_here(small, tmp_path, monkeypatch, 
 
 
 def test_compiled_loop_by_run_size_gives_the_same_results(small, tmp_path, monkeypatch) -> None:
-    """A run counts and decodes its masks with the compiled loops from COMPILED_MIN_MAPS (image, unit) maps on, with
-    tensor operations and pycocotools below: the same results either way, here or in the workers (which inherit
-    the loaded loops)."""
+    """A run counts, decodes and groups its masks and adds its counts with the compiled loops from COMPILED_MIN_MAPS
+    (image, unit) maps on, with tensor operations and pycocotools below: the same results either way, here or in
+    the workers (which inherit the loaded loops)."""
     import benchmark.activations as activations
     import benchmark.compiled as compiled
     import benchmark.upsample as upsample
 
-    def spied(cls, name: str, engine: Callable[[object], str]) -> None:
-        method = getattr(cls, name)
+    def spied(owner, name: str, engine: Callable[[object], str]) -> None:
+        """``owner.name`` (a method, or a loop of the kernels module) marking which engine ran, and where."""
+        call = getattr(owner, name)
 
-        def spy(self, *args):
-            (tmp_path / f"{engine(self)}-{os.getpid()}").touch()
-            return method(self, *args)
+        def spy(*args):
+            (tmp_path / f"{engine(args[0])}-{os.getpid()}").touch()
+            return call(*args)
 
-        monkeypatch.setattr(cls, name, spy)
+        monkeypatch.setattr(owner, name, spy)
 
     spied(upsample.ActiveKeys, "count", lambda keys: "compiled" if keys.kernel is not None else "tensor")
     spied(activations.RowBatches, "_filled_label_maps", lambda _: "fill")
     spied(activations.RowBatches, "_stacked_label_maps", lambda _: "pycocotools")
-    loops = compiled.kernels()
-    for name in ("group_pixels", "add_hits"):  # the grouping of label tuples, the adding of counts
-        def loop(*args, _name=name, _loop=getattr(loops, name)):
-            (tmp_path / f"{_name}-{os.getpid()}").touch()
-            return _loop(*args)
-
-        monkeypatch.setattr(loops, name, loop)
+    spied(compiled.kernels(), "group_pixels", lambda _: "group")  # the grouping of label tuples
+    spied(compiled.kernels(), "add_hits", lambda _: "add")  # the adding of counts
     runs = {}
     for limit, workers in ((10**12, 0), (0, 0), (0, 2)):
         monkeypatch.setattr(compiled, "COMPILED_MIN_MAPS", limit)
         runs[limit, workers] = score_model(loaded(tiny(), ["stem", "head"]), small, tmp_path / f"r{limit}-{workers}",
                                            settings(workers=workers)).results["layers"]
         engines = {p.name.split("-")[0] for p in tmp_path.glob("*-*") if p.is_file()}
-        assert engines == ({"tensor", "pycocotools"} if limit else {"compiled", "fill", "group_pixels", "add_hits"}), \
-            (limit, workers)
+        assert engines == ({"tensor", "pycocotools"} if limit else {"compiled", "fill", "group", "add"}), (limit, workers)
         for p in tmp_path.glob("*-*"):
             if p.is_file():
                 p.unlink()
