@@ -1,7 +1,9 @@
 """Whether and when a process uses the compiled CPU loops of :mod:`benchmark.kernels` (numba): the one place that
 loads them, and the run size from which they pay for their loading.
 
-The loops are the tally's counting of active pixels (:class:`benchmark.upsample.ActiveKeys`) and adding of counts
+The loops are pass 1's keeping of each unit's threshold candidates and top images (:meth:`TopQuantile.add
+<benchmark.quantile.TopQuantile.add>`, :meth:`TopImages.add <benchmark.topk.TopImages.add>`), the tally's counting
+of active pixels (:class:`benchmark.upsample.ActiveKeys`) and adding of counts
 (:meth:`benchmark.tally.Tally.add_counts`), the filling of a batch's label maps from the masks' RLE bytes and the
 grouping of their pixels by label tuple (:class:`benchmark.activations.RowBatches`,
 :meth:`benchmark.activations.PixelLabels.of`); each has a version without them (tensor operations, pycocotools)
@@ -14,7 +16,7 @@ import functools
 import warnings
 from types import ModuleType
 
-#: (image, unit) maps from which a run uses the compiled loops (counting, decoding, grouping and adding):
+#: (image, unit) maps from which a run uses the compiled loops (pass 1's, and counting, decoding, grouping and adding):
 #: loading them costs 0.45-0.64 CPU s once per process (numba, LLVM, the cached machine code; about 3 s the first
 #: time, compiling) and about 120 MB of mostly shared libraries, which the scorer loads while the dataset is
 #: checked; counting saves about 0.9 CPU us per map. MobileNetV2 ``features.18`` (1,280 units) on this 2-core

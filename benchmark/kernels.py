@@ -1,6 +1,7 @@
 """The tally's per-pixel loops compiled for the CPU (numba): bilinear upsampling, thresholding and counting by key, in
 one pass over the candidate pixels; filling label maps from the masks' RLE strings; grouping a batch's pixels by
-label tuple; and adding a batch's counts to the tally's.
+label tuple; adding a batch's counts to the tally's; and, in pass 1, keeping each unit's candidates for its
+threshold and its top images.
 
 :func:`count_active_keys` is the arithmetic of :func:`benchmark.upsample.active_columns` (the same float32
 operations in the same order, so the same ``above`` bit for bit) with the counting of
@@ -14,8 +15,15 @@ on other devices and for small runs; ``tests/benchmark/test_tally.py`` holds the
 pycocotools' decoding and :func:`broden.masks.decode_label_maps`, without a 0/1 array per mask
 (``tests/benchmark/test_activations.py`` holds the two equal). :func:`group_pixels` is
 :meth:`benchmark.activations.PixelLabels.of` (2.5-3 ms a batch of 32 at 112 x 112 against 6.4-7.7) and
-:func:`add_hits` the (unit, label) part of :meth:`benchmark.tally.Tally.add_counts` (with it, 1.9 ms a batch of
-MobileNetV2 ``features.18`` against 3.1); ``tests/benchmark/test_tally.py`` holds each equal to its tensor version.
+:func:`add_batch_counts` :meth:`benchmark.tally.Tally.add_counts`; ``tests/benchmark/test_tally.py`` holds each
+equal to its tensor version.
+
+:func:`keep_above` and :func:`keep_top_images` are pass 1's per-batch work on the float16 activations (read as their
+bits: numba has no float16 on the CPU) for :meth:`TopQuantile.add <benchmark.quantile.TopQuantile.add>` and
+:meth:`TopImages.add <benchmark.topk.TopImages.add>`: one pass over a batch each, where the tensor operations
+transpose, compare, count, scatter and sort it (MobileNetV2 ``features.18``, 2,000 images, one thread: 0.84-0.96 s of
+thresholds and top images against 2.0-2.5 s, the merges of the tops, still ``torch.topk``, most of what is left;
+``tests/benchmark/test_quantile.py`` and ``test_topk.py``).
 
 Importing this module (through :func:`benchmark.compiled.kernels`) compiles the loops for their one signature each
 (3.1 s here, numba's import included), or loads them from numba's cache (``__pycache__`` beside this file, else
@@ -24,6 +32,8 @@ it passes the compiled loops on to them.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit
@@ -233,25 +243,192 @@ def group_pixels(maps, of_pixel, first, counts, sizes):
         sizes[b] = found
 
 
-@njit("int64(int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], boolean[::1], int64)",
-      cache=True, nogil=True, boundscheck=False)
-def add_hits(intersection, by_fold, by_train, cell, hits, image, fold, train, cells):
-    """Add a batch's (unit, label) hits to a tally's counts (:meth:`Tally.add_counts
-    <benchmark.tally.Tally.add_counts>`): ``hits[e]`` to ``intersection[cell[e]]``, to ``by_fold`` at
-    ``fold[image[e]] * cells + cell[e]`` and, for an image of the train split, to ``by_train[cell[e]]``. Returns the
-    number of entries added, or -1 (nothing added) when a cell, image or fold is out of range.
+_COUNTS = "int64[::1], int64[:, ::1], int64[::1]"  # a count, by fold, in the train split (flattened)
+
+
+@njit("int64(" + ", ".join([_COUNTS] * 3) + ", int64[::1], int64[::1], int64[::1], int64[::1], int64[::1],"
+      " int64[::1], int64[::1], int64[::1], boolean[::1], int64[:, ::1], int64[:, ::1], int64[::1], int64[::1],"
+      " boolean[:, :, ::1])", cache=True, nogil=True, boundscheck=False)
+def add_batch_counts(intersection, fold_intersection, train_intersection, truth, fold_truth, train_truth,
+                     by_category, fold_by_category, train_by_category, active, images, fold_images, train_images,
+                     cell, hits, image, fold, train, image_truth, image_active, entry_image, entry_label, gate):
+    """Add a batch's counts to a tally's (:meth:`Tally.add_counts <benchmark.tally.Tally.add_counts>`), each count
+    also to its fold's (``fold_*``, ``(F, size)``) and, for an image of the train split, to ``train_*``:
+
+    - ``hits[e]`` to the (unit, label) cell ``cell[e]`` of ``intersection`` for image ``image[e]``;
+    - each image's label pixels ``image_truth`` ``(B, NL)`` to ``truth``, its active pixels ``image_active``
+      ``(B, U)`` to ``active`` and, for each image-level label entry (``entry_image``, ``entry_label``), to that
+      label's cell of every unit;
+    - its active pixels to the (unit, category) cells of ``by_category`` where ``gate`` ``(B, 1 or U, C)`` is set;
+    - one image to ``images`` (``(1,)``) and its fold's ``fold_images`` (and ``train_images``).
+
+    Returns the number of (unit, label) hits added, or -1, having added nothing, when a cell, image, fold, label
+    or shape lies outside the tally's.
     """
-    n = cell.shape[0]
-    folds = by_fold.shape[0] // cells
-    for e in range(n):
-        c, i = cell[e], image[e]
-        if c < 0 or c >= cells or c >= intersection.shape[0] or c >= by_train.shape[0] or i < 0 \
-                or i >= fold.shape[0] or i >= train.shape[0] or fold[i] < 0 or fold[i] >= folds:
+    folds, cells = fold_intersection.shape
+    units = active.shape[0]
+    labels = truth.shape[0]
+    categories = by_category.shape[0] // units
+    nb = fold.shape[0]
+    if (cells != units * labels or intersection.shape[0] != cells or train_intersection.shape[0] != cells
+            or fold_truth.shape != (folds, labels) or train_truth.shape[0] != labels
+            or fold_by_category.shape != (folds, units * categories) or train_by_category.shape[0] != units * categories
+            or fold_images.shape[0] != folds or train.shape[0] != nb or image_truth.shape != (nb, labels)
+            or image_active.shape != (nb, units) or gate.shape[0] != nb or gate.shape[2] != categories
+            or (gate.shape[1] != 1 and gate.shape[1] != units) or hits.shape[0] != cell.shape[0]
+            or image.shape[0] != cell.shape[0] or entry_label.shape[0] != entry_image.shape[0]):
+        return -1
+    for b in range(nb):
+        if fold[b] < 0 or fold[b] >= folds:
             return -1
-    for e in range(n):
-        c, i, v = cell[e], image[e], hits[e]
+    for e in range(cell.shape[0]):
+        if cell[e] < 0 or cell[e] >= cells or image[e] < 0 or image[e] >= nb:
+            return -1
+    for e in range(entry_image.shape[0]):
+        if entry_image[e] < 0 or entry_image[e] >= nb or entry_label[e] < 0 or entry_label[e] >= labels:
+            return -1
+    for e in range(cell.shape[0]):
+        c, b, v = cell[e], image[e], hits[e]
         intersection[c] += v
-        by_fold[fold[i] * cells + c] += v
-        if train[i]:
-            by_train[c] += v
-    return n
+        fold_intersection[fold[b], c] += v
+        if train[b]:
+            train_intersection[c] += v
+    for e in range(entry_image.shape[0]):
+        b, label = entry_image[e], entry_label[e]
+        g, t = fold_intersection[fold[b]], train[b]
+        for u in range(units):
+            v = image_active[b, u]
+            intersection[u * labels + label] += v
+            g[u * labels + label] += v
+            if t:
+                train_intersection[u * labels + label] += v
+    for b in range(nb):
+        f, t = fold[b], train[b]
+        for label in range(labels):
+            v = image_truth[b, label]
+            truth[label] += v
+            fold_truth[f, label] += v
+            if t:
+                train_truth[label] += v
+        per_unit = gate.shape[1] != 1
+        for u in range(units):
+            v = image_active[b, u]
+            active[u] += v
+            row = gate[b, u if per_unit else 0]
+            for c in range(categories):
+                if row[c]:
+                    by_category[u * categories + c] += v
+                    fold_by_category[f, u * categories + c] += v
+                    if t:
+                        train_by_category[u * categories + c] += v
+        images[0] += 1
+        fold_images[f] += 1
+        if t:
+            train_images[0] += 1
+    return cell.shape[0]
+
+
+@njit(inline="always")
+def _half_key(h):
+    """The order of the float16 whose bits are ``h`` (an int32) as an int32: equal for equal values (-0 and +0
+    included), larger for larger ones (finite values)."""
+    return np.int32(0x8000) - (h & 0x7FFF) if h >= 0x8000 else h + np.int32(0x8000)
+
+
+@njit(inline="always", boundscheck=False)
+def _half_peak(src):
+    """The bits of the largest of the float16 values whose bits are ``src`` (+0 over -0), or -1 where one is NaN or
+    infinite. Two int32 reductions the compiler vectorises: the largest magnitude (0x7C00 and above is NaN or
+    infinity) and the largest of the bits with every bit of a negative flipped, else the sign bit (an order in which
+    -0 is below +0, and which flips back)."""
+    magnitude = np.int32(0)
+    best = np.int32(0)
+    for s in range(src.shape[0]):
+        h = np.int32(src[s])
+        magnitude = max(magnitude, h & 0x7FFF)
+        best = max(best, h ^ 0xFFFF if h >= 0x8000 else h ^ 0x8000)
+    if magnitude >= 0x7C00:
+        return np.int32(-1)
+    return best ^ 0x8000 if best >= 0x8000 else best ^ 0xFFFF
+
+
+@njit("int64(uint16[:, :, ::1], uint16[::1], boolean, uint16[:, ::1], int64[::1])", cache=True, nogil=True,
+      boundscheck=False)
+def keep_above(acts, floor, full, out, kept):
+    """Each unit's values of a batch above its floor, in order (:meth:`TopQuantile.add
+    <benchmark.quantile.TopQuantile.add>`): ``acts`` ``(B, U, S)`` float16 bits; unit ``u``'s values
+    ``acts[b, u, s]`` strictly above the float16 ``floor[u]`` (every value where not ``full``), in the order of
+    ``(b, s)``, go to ``out[u, :kept[u]]``, and the rest of ``out[u, :width]`` is -inf, ``width`` the largest of
+    ``kept`` (returned). A map whose peak is not above the floor (most, once a unit's top is full) is only read
+    once. Returns -1 when a value is NaN or infinite (``out`` and ``kept`` then hold nothing usable).
+    """
+    nb, units, size = acts.shape
+    bound = np.empty(units, np.int32)
+    for u in range(units):
+        bound[u] = _half_key(np.int32(floor[u])) if full else -1
+        kept[u] = 0
+    for b in range(nb):
+        for u in range(units):
+            src = acts[b, u]
+            peak = _half_peak(src)
+            if peak < 0:
+                return -1
+            lowest = bound[u]
+            if not _half_key(peak) > lowest:
+                continue
+            row = out[u]
+            n = kept[u]
+            for s in range(size):
+                if _half_key(np.int32(src[s])) > lowest:
+                    row[n] = src[s]
+                    n += 1
+            kept[u] = n
+    width = 0
+    for u in range(units):
+        width = max(width, kept[u])
+    for u in range(units):
+        out[u, kept[u]:width] = 0xFC00
+    return width
+
+
+@njit(inline="always")
+def _half_value(h):
+    """The float16 whose bits are ``h`` (finite) as a float32, exactly."""
+    exponent = (h >> 10) & 0x1F
+    mantissa = h & 0x3FF
+    x = math.ldexp(float(mantissa), -24) if exponent == 0 else math.ldexp(float(mantissa | 0x400), exponent - 25)
+    return np.float32(-x if h & 0x8000 else x)
+
+
+@njit("int64(uint16[:, :, ::1], float32[:, ::1], int64[:, ::1], uint16[:, :, ::1], int64)", cache=True, nogil=True,
+      boundscheck=False)
+def keep_top_images(acts, values, rows, maps, first_row):
+    """Update each unit's top images with a batch (:meth:`TopImages.add <benchmark.topk.TopImages.add>`):
+    ``acts`` ``(B, U, S)`` float16 bits of rows ``first_row ..``; unit ``u``'s ``values[u]`` (descending),
+    ``rows[u]`` and ``maps[u]`` (``(k, S)`` float16 bits) are its top ``k`` by peak value, ties to the earlier row:
+    an image enters after every kept one whose peak is not below its own, the ones after it moving down a slot.
+    Returns -1, having changed nothing, when a value is NaN or infinite; else 0.
+    """
+    nb, units, size = acts.shape
+    k = values.shape[1]
+    peaks = np.empty((units, nb), np.float32)
+    for b in range(nb):
+        for u in range(units):
+            peak = _half_peak(acts[b, u])
+            if peak < 0:
+                return -1
+            peaks[u, b] = _half_value(peak)
+    for u in range(units):
+        v, r, m = values[u], rows[u], maps[u]
+        for b in range(nb):
+            peak = peaks[u, b]
+            if not peak > v[k - 1]:
+                continue
+            slot = k - 1
+            while slot > 0 and v[slot - 1] < peak:
+                v[slot], r[slot] = v[slot - 1], r[slot - 1]
+                m[slot, :] = m[slot - 1, :]
+                slot -= 1
+            v[slot], r[slot] = peak, first_row + b
+            m[slot, :] = acts[b, u]
+    return 0

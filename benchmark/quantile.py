@@ -8,9 +8,12 @@ from a streaming per-unit top-k, and with a bounded-memory relative-accuracy ske
 from __future__ import annotations
 
 import math
+from types import ModuleType
 
+import numpy as np
 import torch
 
+from benchmark import compiled as compiled_loops
 from benchmark.protocol import QUANTILE
 from broden.errors import BrodenError
 
@@ -25,6 +28,8 @@ _GAMMA = (1 + SKETCH_ALPHA) / (1 - SKETCH_ALPHA)
 _LOG_GAMMA = math.log(_GAMMA)
 _KEY_OFFSET = math.ceil(math.log(SKETCH_MIN_MAGNITUDE) / _LOG_GAMMA) - 1
 _NO_BUCKET = -(2**40)  # window top before any value: below every real bucket id
+#: The one error for activations that are not finite (the thresholds check every value; so do the compiled top images).
+NOT_FINITE = "activations contain NaN or infinity; check the model and its preprocessing"
 #: Units merged at a time when pending values join the exact top (:meth:`TopQuantile._flush`).
 FLUSH_UNITS = 32
 
@@ -107,12 +112,24 @@ class TopQuantile:
         self._hi: torch.Tensor | None = None
         self._below: torch.Tensor | None = None
         self._floor: torch.Tensor | None = None  # bucket id at or below which the "below" values may lie
+        #: A setting of the process, not of the state: on the CPU, float16 maps are compacted by a compiled loop.
+        self.compiled = False
+        self._scratch: np.ndarray | None = None  # the compiled loop's output, reused
         if sketch:
             self._start_sketch()
 
     # -- streaming -------------------------------------------------------------------------------------------------
     def add(self, acts: torch.Tensor) -> None:
-        """Count a batch: ``(B, U, h, w)`` maps or ``(N, U)`` rows of any float dtype."""
+        """Count a batch: ``(B, U, h, w)`` maps or ``(N, U)`` rows of any float dtype.
+
+        With :attr:`compiled` set, contiguous float16 maps on the CPU counted exactly (the scorer's) skip the
+        tensor operations up to the pending buffer: :func:`benchmark.kernels.keep_above` checks the values and
+        compacts each unit's values above its K-th largest in one pass over the batch, as they are (no transposed
+        copy), into what the tensor operations build (``tests/benchmark/test_quantile.py``).
+        """
+        kernels = self._kernels_for(acts)
+        if kernels is not None:
+            return self._add_compiled(kernels, acts)
         if acts.dim() == 4:
             values = acts.transpose(0, 1).reshape(acts.shape[1], -1)
         elif acts.dim() == 2:
@@ -127,9 +144,8 @@ class TopQuantile:
             return
         values = values.to(self.device, torch.float16 if values.dtype == torch.float16 else torch.float32).contiguous()
         if not bool(values.abs().amax() < math.inf):  # NaN fails the comparison too
-            raise BrodenError("activations contain NaN or infinity; check the model and its preprocessing")
-        if self.stream_total is not None and self.count + values.shape[1] > self.stream_total:
-            raise BrodenError(f"thresholds: more than the {self.stream_total} values announced (stream_total)")
+            raise BrodenError(NOT_FINITE)
+        self._check_total(values.shape[1])
         if self._top is not None and self.count + values.shape[1] > self.exact_limit:
             self._start_sketch()
         if self._top is not None:
@@ -240,6 +256,38 @@ class TopQuantile:
                 self._pending = self._pending.to(dtype)
         return values.to(dtype)
 
+    def _check_total(self, added: int) -> None:
+        if self.stream_total is not None and self.count + added > self.stream_total:
+            raise BrodenError(f"thresholds: more than the {self.stream_total} values announced (stream_total)")
+
+    def _kernels_for(self, acts: torch.Tensor) -> ModuleType | None:
+        """The compiled loops, where they count this batch: see :meth:`add`."""
+        if not (self.compiled and acts.dim() == 4 and acts.dtype == torch.float16 and acts.device.type == "cpu"
+                and self.device.type == "cpu" and acts.is_contiguous() and acts.shape[1] == self.num_units
+                and acts[0, 0].numel() > 0 and self._top is not None
+                and (self._top.dtype == torch.float16 or self.count == 0)
+                and self.count + acts[:, 0].numel() <= self.exact_limit):
+            return None
+        return compiled_loops.kernels()
+
+    def _add_compiled(self, kernels: ModuleType, acts: torch.Tensor) -> None:
+        b, u = acts.shape[:2]
+        n = acts[:, 0].numel()
+        self._harmonized(acts.new_empty(0))  # float16 from the first value on, as the tensor operations keep it
+        if self._scratch is None or self._scratch.shape[1] < n:
+            self._scratch = np.empty((u, n), np.uint16)
+        full = self._top.shape[1] == self._capacity
+        floor = self._top[:, -1].contiguous() if full else acts.new_zeros(u)
+        bits = acts.numpy().view(np.uint16).reshape(b, u, -1)
+        width = kernels.keep_above(bits, floor.numpy().view(np.uint16), full, self._scratch,
+                                   np.empty(u, np.int64))
+        if width < 0:
+            raise BrodenError(NOT_FINITE)
+        self._check_total(n)
+        self.count += n
+        if width:
+            self._queue(torch.from_numpy(self._scratch[:, :width]).view(torch.float16))
+
     def _add_exact(self, values: torch.Tensor) -> None:
         assert self._top is not None
         if self._top.shape[1] == self._capacity:
@@ -257,6 +305,11 @@ class TopQuantile:
                 compact = values.new_full((values.shape[0], width), -math.inf)
                 compact[unit, slot] = values[unit, column]
                 values = compact
+        self._queue(values)
+
+    def _queue(self, values: torch.Tensor) -> None:
+        """Values that may enter the top, pending until the buffer is full (merged at once when it cannot hold
+        them)."""
         limit = max(self._capacity // 2, 1024)  # values pending before a merge
         size, width = self._pending_size, values.shape[1]
         if size + width > limit:
@@ -386,6 +439,15 @@ class ShardQuantile:
                                   stream_total=stream_total)
         self.after = None if switch_row is None else TopQuantile(
             num_units, quantile, exact_limit=exact_limit, device=device, sketch=True)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether its exact part compacts float16 maps with the compiled loop (:meth:`TopQuantile.add`)."""
+        return self.before.compiled
+
+    @compiled.setter
+    def compiled(self, value: bool) -> None:
+        self.before.compiled = bool(value)
 
     def add(self, acts: torch.Tensor, first_row: int) -> None:
         """``acts`` (B, U, h, w) for rows ``first_row .. first_row + B - 1`` of the run's order."""

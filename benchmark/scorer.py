@@ -375,8 +375,8 @@ class _Run:
                        folds=bootstrap.FOLDS)
             for name in src.layers
         }
-        for tally in self.tallies.values():
-            tally.compiled = self.compiled
+        for part in (*self.quant.values(), *self.tops.values(), *self.tallies.values()):
+            part.compiled = self.compiled
         self.last_save = time.perf_counter()
 
     def _forward_pass(self) -> None:
@@ -389,11 +389,10 @@ class _Run:
             for name, a in acts.items():
                 if self.cache is not None:
                     self.cache.write(name, batch.start, a)
-                a32 = a.float()
                 tq = time.perf_counter()
                 self.quant[name].add(a, batch.start)  # float16: kept as such
                 q_time += time.perf_counter() - tq
-                self.tops[name].add(a32, batch.start)
+                self.tops[name].add(a, batch.start)
             self.row = batch.end
             if self._checkpoint_due():
                 self.timings["forward_s"] += time.perf_counter() - t0 - q_time

@@ -15,7 +15,8 @@ Python loop over units, labels or pixels. How (each step measured, see ``bench/R
   :func:`benchmark.upsample.active_columns` and one ``bincount`` per chunk of pairs);
 * only the (pair, tuple) counts that are not zero are expanded into (unit, label) counts, a tuple's count going
   to every label it carries (once per layer): the per-pixel work never touches the label layers;
-* truth, the image-level labels and the category gate are small tensor operations.
+* truth, the image-level labels and the category gate are small tensor operations (on the CPU in compiled runs,
+  with the (unit, label) hits, one compiled loop: :func:`benchmark.kernels.add_batch_counts`).
 
 Work is chunked by (image, unit) pairs so that a chunk's arrays stay under ``chunk_elements`` pixels whatever the
 batch size. Every count is an integer sum, so the order of the work never changes a result.
@@ -390,23 +391,26 @@ class Tally:
 
     def add_counts(self, counts: BatchCounts) -> None:
         """Add one batch's counts (from :meth:`BatchCounter.count` with this tally's :attr:`counter`); ``compiled``
-        on the CPU, the (unit, label) hits by :func:`benchmark.kernels.add_hits`, which checks them first: hits
-        naming cells, images or folds beyond this tally's are refused before anything is added."""
+        on the CPU, by one call of :func:`benchmark.kernels.add_batch_counts`, which checks them first: counts naming
+        cells, images, folds or labels beyond this tally's are refused before anything is added."""
         nu, nl = self.num_units, self.num_labels
         c = counts.to(self.device)
         fold, train = c.fold, c.train
         kernels = compiled_loops.kernels() if self.compiled and self.device.type == "cpu" else None
-        if kernels is None:
-            self.intersection.view(-1).index_add_(0, c.cell, c.hits)
-            self.fold_intersection.view(-1).index_add_(0, fold[c.image] * (nu * nl) + c.cell, c.hits)
-            in_train = train[c.image]
-            self.train_intersection.view(-1).index_add_(0, c.cell[in_train], c.hits[in_train])
-        elif kernels.add_hits(*(t.view(-1).numpy() for t in (self.intersection, self.fold_intersection,
-                                                             self.train_intersection)),  # written in place
-                              *(np.ascontiguousarray(t.numpy()) for t in (c.cell, c.hits, c.image, fold, train)),
-                              nu * nl) < 0:
-            raise BrodenError("a batch's counts name units, labels, images or folds beyond the tally's: they were "
-                              "counted for another tally; count with this tally's counter")
+        if kernels is not None:
+            if kernels.add_batch_counts(
+                    *(self._flat(name) for name in ("intersection", "truth", "activation_by_category")
+                      for name in (name, f"fold_{name}", f"train_{name}")),
+                    *(self._flat(name) for name in ("active", "images", "fold_images", "train_images")),
+                    *(np.ascontiguousarray(t.numpy()) for t in (c.cell, c.hits, c.image, fold, train, c.truth,
+                                                                 c.active, c.entry_image, c.entry_label, c.gate))) < 0:
+                raise BrodenError("a batch's counts name units, labels, images or folds beyond the tally's: they were "
+                                  "counted for another tally; count with this tally's counter")
+            return
+        self.intersection.view(-1).index_add_(0, c.cell, c.hits)
+        self.fold_intersection.view(-1).index_add_(0, fold[c.image] * (nu * nl) + c.cell, c.hits)
+        in_train = train[c.image]
+        self.train_intersection.view(-1).index_add_(0, c.cell[in_train], c.hits[in_train])
         self._add_per_image(self.truth, self.fold_truth, self.train_truth, c.truth, fold, train)
         self.active += c.active.sum(dim=0)
         # Image-level labels: all of the unit's active pixels in the image, as (image entry, unit) -> (unit, label).
@@ -423,6 +427,11 @@ class Tally:
         self.images += fold.shape[0]
         self.fold_images += torch.bincount(fold, minlength=self.folds)
         self.train_images += train.sum()
+
+    def _flat(self, name: str) -> np.ndarray:
+        """Count ``name`` as the numpy array the compiled adding writes in place: ``(F, size)`` by fold, else flat."""
+        t = getattr(self, name)
+        return (t.view(self.folds, -1) if name.startswith("fold_") and t.dim() > 1 else t.view(-1)).numpy()
 
     @staticmethod
     def _add_per_image(total: torch.Tensor, by_fold: torch.Tensor, by_train: torch.Tensor, per_image: torch.Tensor,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from benchmark import compiled as compiled_loops
+from benchmark.quantile import NOT_FINITE
 from broden.errors import BrodenError
 
 
@@ -22,14 +25,39 @@ class TopImages:
         self.values = torch.full((num_units, self.k), float("-inf"), device=device)
         self.rows = torch.full((num_units, self.k), -1, dtype=torch.int64, device=device)
         self.maps = torch.zeros((num_units, self.k, *map_shape), dtype=torch.float16, device=device)
+        #: A setting of the process, not of the state: on the CPU, float16 maps are added by a compiled loop.
+        self.compiled = False
 
     def add(self, acts: torch.Tensor, first_row: int) -> None:
-        """``acts`` (B, U, h, w) for rows ``first_row .. first_row + B - 1`` of the run's order."""
+        """``acts`` (B, U, h, w) for rows ``first_row .. first_row + B - 1`` of the run's order.
+
+        With :attr:`compiled` set, contiguous float16 maps on the CPU are added in place by
+        :func:`benchmark.kernels.keep_top_images` (the same values, rows and maps as the tensor operations;
+        ``tests/benchmark/test_topk.py``)."""
+        if self._add_compiled(acts, first_row):
+            return
         b = acts.shape[0]
         peak = acts.flatten(2).amax(dim=2).t().to(self.values.dtype)  # (U, B)
         new_rows = torch.arange(first_row, first_row + b, device=self.rows.device).expand(self.rows.shape[0], b)
         order = torch.sort(torch.cat([self.values, peak], dim=1), dim=1, descending=True, stable=True).indices
         self._keep(order[:, : self.k], peak, new_rows, acts.transpose(0, 1))
+
+    def _add_compiled(self, acts: torch.Tensor, first_row: int) -> bool:
+        """Add ``acts`` with the compiled loop where it can (see :meth:`add`); whether it did."""
+        if not (self.compiled and acts.dim() == 4 and acts.dtype == torch.float16 and acts.device.type == "cpu"
+                and self.values.device.type == "cpu" and acts.is_contiguous() and acts.shape[1] == self.values.shape[0]
+                and acts.shape[2:] == self.maps.shape[2:] and acts[0, 0].numel() > 0 and self.k > 0
+                and all(t.is_contiguous() for t in (self.values, self.rows, self.maps))):
+            return False
+        kernels = compiled_loops.kernels()
+        if kernels is None:
+            return False
+        b, u = acts.shape[:2]
+        maps = self.maps.numpy().view(np.uint16).reshape(u, self.k, -1)
+        if kernels.keep_top_images(acts.numpy().view(np.uint16).reshape(b, u, -1), self.values.numpy(),
+                                   self.rows.numpy(), maps, first_row) < 0:
+            raise BrodenError(NOT_FINITE)
+        return True
 
     def merge(self, other: "TopImages") -> None:
         """Keep the top-k of both (``other`` holds other rows of the same run)."""
@@ -62,4 +90,5 @@ class TopImages:
         obj.rows = state["rows"].to(device).clone()
         obj.maps = state["maps"].to(device).clone()
         obj.k = obj.values.shape[1]
+        obj.compiled = False
         return obj

@@ -220,3 +220,57 @@ def test_errors() -> None:
         tq.add(torch.zeros(4, 3))
     with pytest.raises(BrodenError, match="quantile"):
         TopQuantile(2, 1.5)
+
+
+def relu_maps(rng: np.random.Generator, batch: int, units: int, h: int = 3, w: int = 4) -> torch.Tensor:
+    """float16 ``(B, U, h, w)`` maps as the scorer streams them: ReLU-like with ties, a dead unit (all +0), a unit
+    with negatives and -0, some exactly equal values across batches."""
+    x = relu_lognormal(rng, batch * h * w, units).reshape(batch, h, w, units).transpose(0, 3, 1, 2).copy()
+    x[:, 0] = 0.0
+    x[:, 1] = -x[:, 1]
+    x[:, 1, 0, 0] = -0.0
+    return torch.from_numpy(x.astype(np.float16))
+
+
+@pytest.mark.parametrize("total", [False, True])
+def test_compiled_compaction_builds_the_tensor_state(total: bool, monkeypatch) -> None:
+    """With ``compiled`` set, float16 maps are compacted by the compiled loop into exactly the tensor operations'
+    pending values and top, batch after batch, filling and full, with the numpy thresholds; a non-contiguous batch
+    takes the tensor operations."""
+    import benchmark.compiled as compiled
+
+    loops = compiled.kernels()
+    calls = []
+    keep = loops.keep_above
+    monkeypatch.setattr(loops, "keep_above", lambda *args: calls.append(1) or keep(*args))
+    rng = np.random.default_rng(7)
+    batches = [relu_maps(rng, int(rng.integers(1, 40)), 5) for _ in range(60)]
+    n = sum(b.shape[0] * 12 for b in batches)
+    kwargs = {"exact_limit": n, "stream_total": n} if total else {"exact_limit": 10 * n}
+    tensor, fast = TopQuantile(5, 0.01, **kwargs), TopQuantile(5, 0.01, **kwargs)
+    fast.compiled = True
+    for i, batch in enumerate(batches):
+        tensor.add(batch)
+        fast.add(batch if i % 7 else batch.transpose(2, 3).contiguous().transpose(2, 3))  # non-contiguous
+        assert fast.count == tensor.count and fast._pending_size == tensor._pending_size
+        assert torch.equal(fast._top, tensor._top), i
+        size = tensor._pending_size
+        assert torch.equal(fast._pending[:, :size], tensor._pending[:, :size]), i
+    assert len(calls) == len(batches) - len(range(0, len(batches), 7))
+    assert torch.equal(fast.thresholds(), tensor.thresholds())
+    everything = torch.cat([b.transpose(0, 1).reshape(5, -1) for b in batches], dim=1).t().float().numpy()
+    np.testing.assert_allclose(fast.thresholds().numpy(), reference(everything, 0.01), rtol=1e-6)
+
+
+def test_compiled_compaction_refuses_nan_and_infinity_unchanged() -> None:
+    rng = np.random.default_rng(8)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        tq = TopQuantile(5, 0.01, exact_limit=10**6)
+        tq.compiled = True
+        tq.add(relu_maps(rng, 30, 5))
+        top, count = tq._top.clone(), tq.count
+        batch = relu_maps(rng, 30, 5)
+        batch[29, 4, 2, 3] = bad
+        with pytest.raises(BrodenError, match="NaN or infinity"):
+            tq.add(batch)
+        assert tq.count == count and torch.equal(tq._top, top)

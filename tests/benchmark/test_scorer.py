@@ -184,9 +184,9 @@ def test_pass_two_counts_in_the_workers_like_here(small, tmp_path, monkeypatch, 
 
 
 def test_compiled_loop_by_run_size_gives_the_same_results(small, tmp_path, monkeypatch) -> None:
-    """A run counts, decodes and groups its masks and adds its counts with the compiled loops from COMPILED_MIN_MAPS
-    (image, unit) maps on, with tensor operations and pycocotools below: the same results either way, here or in
-    the workers (which inherit the loaded loops)."""
+    """A run keeps its thresholds' candidates and top images, counts, decodes and groups its masks and adds its
+    counts with the compiled loops from COMPILED_MIN_MAPS (image, unit) maps on, with tensor operations and
+    pycocotools below: the same results either way, here or in the workers (which inherit the loaded loops)."""
     import benchmark.activations as activations
     import benchmark.compiled as compiled
     import benchmark.upsample as upsample
@@ -205,14 +205,17 @@ def test_compiled_loop_by_run_size_gives_the_same_results(small, tmp_path, monke
     spied(activations.RowBatches, "_filled_label_maps", lambda _: "fill")
     spied(activations.RowBatches, "_stacked_label_maps", lambda _: "pycocotools")
     spied(compiled.kernels(), "group_pixels", lambda _: "group")  # the grouping of label tuples
-    spied(compiled.kernels(), "add_hits", lambda _: "add")  # the adding of counts
+    spied(compiled.kernels(), "add_batch_counts", lambda _: "add")  # the adding of counts
+    spied(compiled.kernels(), "keep_above", lambda _: "above")  # pass 1: the thresholds' candidates
+    spied(compiled.kernels(), "keep_top_images", lambda _: "tops")  # pass 1: the top images
     runs = {}
     for limit, workers in ((10**12, 0), (0, 0), (0, 2)):
         monkeypatch.setattr(compiled, "COMPILED_MIN_MAPS", limit)
         runs[limit, workers] = score_model(loaded(tiny(), ["stem", "head"]), small, tmp_path / f"r{limit}-{workers}",
                                            settings(workers=workers)).results["layers"]
         engines = {p.name.split("-")[0] for p in tmp_path.glob("*-*") if p.is_file()}
-        assert engines == ({"tensor", "pycocotools"} if limit else {"compiled", "fill", "group", "add"}), (limit, workers)
+        compiled_engines = {"compiled", "fill", "group", "add", "above", "tops"}
+        assert engines == ({"tensor", "pycocotools"} if limit else compiled_engines), (limit, workers)
         for p in tmp_path.glob("*-*"):
             if p.is_file():
                 p.unlink()

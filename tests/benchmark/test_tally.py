@@ -437,7 +437,7 @@ def test_the_compiled_grouping_is_the_tensor_grouping(shape: tuple[int, ...]) ->
 
 
 @pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
-def test_fold_and_train_counts_are_the_tallies_of_those_images_alone(compat: str) -> None:
+def test_fold_and_train_counts_are_the_tallies_of_those_images_alone(compat: str, engine: str) -> None:
     """Per-fold and train-split counts equal separate tallies of the fold's (train split's) images; label tuples
     grouped beforehand (as the DataLoader workers do) give the same counts as grouped in the tally."""
     from benchmark.activations import PixelLabels
