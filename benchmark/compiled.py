@@ -16,6 +16,9 @@ import functools
 import warnings
 from types import ModuleType
 
+import numpy as np
+import torch
+
 #: (image, unit) maps from which a run uses the compiled loops (pass 1's, and counting, decoding, grouping and adding):
 #: loading them costs 0.45-0.64 CPU s once per process (numba, LLVM, the cached machine code; about 3 s the first
 #: time, compiling) and about 120 MB of mostly shared libraries, which the scorer loads while the dataset is
@@ -42,3 +45,14 @@ def kernels() -> ModuleType | None:
                       "numba to fix", stacklevel=2)
         return None
     return loops
+
+
+def float16_maps(enabled: bool, acts: torch.Tensor) -> tuple[ModuleType, np.ndarray] | None:
+    """The loops and the bits of ``acts`` as ``(B, U, h * w)`` uint16 (a view), where pass 1's loops read them:
+    ``enabled``, ``acts`` contiguous, non-empty ``(B, U, h, w)`` float16 maps on the CPU, and the loops loaded; else
+    None (the tensor operations)."""
+    if not (enabled and acts.dim() == 4 and acts.dtype == torch.float16 and acts.device.type == "cpu"
+            and acts.is_contiguous() and acts[0, 0].numel() > 0):
+        return None
+    loops = kernels()
+    return None if loops is None else (loops, acts.numpy().view(np.uint16).reshape(*acts.shape[:2], -1))

@@ -22,13 +22,13 @@ equal to its tensor version.
 bits: numba has no float16 on the CPU) for :meth:`TopQuantile.add <benchmark.quantile.TopQuantile.add>` and
 :meth:`TopImages.add <benchmark.topk.TopImages.add>`: one pass over a batch each, where the tensor operations
 transpose, compare, count, scatter and sort it (MobileNetV2 ``features.18``, 2,000 images, one thread: 0.84-0.96 s of
-thresholds and top images against 2.0-2.5 s, the merges of the tops, still ``torch.topk``, most of what is left;
+thresholds and top images against 2.0-2.1 s, the merges of the tops, still ``torch.topk``, most of what is left;
 ``tests/benchmark/test_quantile.py`` and ``test_topk.py``).
 
 Importing this module (through :func:`benchmark.compiled.kernels`) compiles the loops for their one signature each
-(3.1 s here, numba's import included), or loads them from numba's cache (``__pycache__`` beside this file, else
-numba's per-user cache): 0.45-0.6 s, once per process. A process that forks DataLoader workers after importing
-it passes the compiled loops on to them.
+(11.4 s for the six on a loaded 2-core machine, numba's import included), or loads them from numba's cache
+(``__pycache__`` beside this file, else numba's per-user cache): 0.74-0.85 s there, once per process. A process
+that forks DataLoader workers after importing it passes the compiled loops on to them.
 """
 
 from __future__ import annotations
@@ -302,6 +302,7 @@ def add_batch_counts(intersection, fold_intersection, train_intersection, truth,
             g[u * labels + label] += v
             if t:
                 train_intersection[u * labels + label] += v
+    per_unit = gate.shape[1] != 1
     for b in range(nb):
         f, t = fold[b], train[b]
         for label in range(labels):
@@ -310,7 +311,6 @@ def add_batch_counts(intersection, fold_intersection, train_intersection, truth,
             fold_truth[f, label] += v
             if t:
                 train_truth[label] += v
-        per_unit = gate.shape[1] != 1
         for u in range(units):
             v = image_active[b, u]
             active[u] += v

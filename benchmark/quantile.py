@@ -127,9 +127,9 @@ class TopQuantile:
         compacts each unit's values above its K-th largest in one pass over the batch, as they are (no transposed
         copy), into what the tensor operations build (``tests/benchmark/test_quantile.py``).
         """
-        kernels = self._kernels_for(acts)
-        if kernels is not None:
-            return self._add_compiled(kernels, acts)
+        compiled = self._compiled_for(acts)
+        if compiled is not None:
+            return self._add_compiled(*compiled)
         if acts.dim() == 4:
             values = acts.transpose(0, 1).reshape(acts.shape[1], -1)
         elif acts.dim() == 2:
@@ -260,27 +260,22 @@ class TopQuantile:
         if self.stream_total is not None and self.count + added > self.stream_total:
             raise BrodenError(f"thresholds: more than the {self.stream_total} values announced (stream_total)")
 
-    def _kernels_for(self, acts: torch.Tensor) -> ModuleType | None:
-        """The compiled loops, where they count this batch: see :meth:`add`."""
-        if not (self.compiled and acts.dim() == 4 and acts.dtype == torch.float16 and acts.device.type == "cpu"
-                and self.device.type == "cpu" and acts.is_contiguous() and acts.shape[1] == self.num_units
-                and acts[0, 0].numel() > 0 and self._top is not None
-                and (self._top.dtype == torch.float16 or self.count == 0)
-                and self.count + acts[:, 0].numel() <= self.exact_limit):
-            return None
-        return compiled_loops.kernels()
+    def _compiled_for(self, acts: torch.Tensor) -> tuple[ModuleType, np.ndarray] | None:
+        """The compiled loops and the batch's bits, where the loop counts it exactly (see :meth:`add`)."""
+        exact = (self.device.type == "cpu" and acts.dim() == 4 and acts.shape[1] == self.num_units
+                 and self._top is not None and (self._top.dtype == torch.float16 or self.count == 0)
+                 and self.count + acts[:, 0].numel() <= self.exact_limit)
+        return compiled_loops.float16_maps(self.compiled and exact, acts)
 
-    def _add_compiled(self, kernels: ModuleType, acts: torch.Tensor) -> None:
-        b, u = acts.shape[:2]
-        n = acts[:, 0].numel()
-        self._harmonized(acts.new_empty(0))  # float16 from the first value on, as the tensor operations keep it
+    def _add_compiled(self, kernels: ModuleType, bits: np.ndarray) -> None:
+        """Count a batch's float16 bits ``(B, U, S)`` with :func:`benchmark.kernels.keep_above`."""
+        u, n = bits.shape[1], bits.shape[0] * bits.shape[2]
+        self._harmonized(torch.empty(0, dtype=torch.float16))  # float16 from the first value on, as the tensors keep it
         if self._scratch is None or self._scratch.shape[1] < n:
             self._scratch = np.empty((u, n), np.uint16)
         full = self._top.shape[1] == self._capacity
-        floor = self._top[:, -1].contiguous() if full else acts.new_zeros(u)
-        bits = acts.numpy().view(np.uint16).reshape(b, u, -1)
-        width = kernels.keep_above(bits, floor.numpy().view(np.uint16), full, self._scratch,
-                                   np.empty(u, np.int64))
+        floor = self._top[:, -1].contiguous() if full else torch.zeros(u, dtype=torch.float16)
+        width = kernels.keep_above(bits, floor.numpy().view(np.uint16), full, self._scratch, np.empty(u, np.int64))
         if width < 0:
             raise BrodenError(NOT_FINITE)
         self._check_total(n)

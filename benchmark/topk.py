@@ -44,18 +44,15 @@ class TopImages:
 
     def _add_compiled(self, acts: torch.Tensor, first_row: int) -> bool:
         """Add ``acts`` with the compiled loop where it can (see :meth:`add`); whether it did."""
-        if not (self.compiled and acts.dim() == 4 and acts.dtype == torch.float16 and acts.device.type == "cpu"
-                and self.values.device.type == "cpu" and acts.is_contiguous() and acts.shape[1] == self.values.shape[0]
-                and acts.shape[2:] == self.maps.shape[2:] and acts[0, 0].numel() > 0 and self.k > 0
-                and all(t.is_contiguous() for t in (self.values, self.rows, self.maps))):
+        fits = (self.values.device.type == "cpu" and acts.dim() == 4 and acts.shape[1] == self.values.shape[0]
+                and acts.shape[2:] == self.maps.shape[2:] and self.k > 0
+                and all(t.is_contiguous() for t in (self.values, self.rows, self.maps)))
+        compiled = compiled_loops.float16_maps(self.compiled and fits, acts)
+        if compiled is None:
             return False
-        kernels = compiled_loops.kernels()
-        if kernels is None:
-            return False
-        b, u = acts.shape[:2]
-        maps = self.maps.numpy().view(np.uint16).reshape(u, self.k, -1)
-        if kernels.keep_top_images(acts.numpy().view(np.uint16).reshape(b, u, -1), self.values.numpy(),
-                                   self.rows.numpy(), maps, first_row) < 0:
+        kernels, bits = compiled
+        maps = self.maps.numpy().view(np.uint16).reshape(bits.shape[1], self.k, -1)
+        if kernels.keep_top_images(bits, self.values.numpy(), self.rows.numpy(), maps, first_row) < 0:
             raise BrodenError(NOT_FINITE)
         return True
 
