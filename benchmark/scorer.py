@@ -207,7 +207,8 @@ def _checked(dataset: Broden, settings: Settings, run: Callable[[], _Run]) -> _R
                               "fix --categories")
     with start_preflight(dataset, workers=cpus_per_process()) as check:
         try:
-            ready = run()
+            with settings.budget().applied(spare=int(check.in_child)):  # the check's child takes a CPU
+                ready = run()
         except Exception:
             check.result()
             raise

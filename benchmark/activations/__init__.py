@@ -21,6 +21,7 @@ from benchmark.runtime import worker_init
 from benchmark import compiled as compiled_loops
 from broden.dataset import Broden, decode_row, open_image
 from broden.errors import BrodenError
+from broden.utils.disk import start_writeback
 
 if TYPE_CHECKING:  # the tally imports this module
     from benchmark.tally import BatchCounts
@@ -404,10 +405,15 @@ class ActivationCache:
         return sum(num_rows * int(np.prod(s)) * 2 for s in shapes.values())
 
     def write(self, layer: str, start: int, acts: torch.Tensor) -> None:
+        """Rows ``start ..`` of ``layer``; their write-back to disk starts now, so that :meth:`flush` (each
+        checkpoint) does not wait for all of pass 1's rows at once."""
         data = acts.detach().to("cpu", torch.float16).contiguous().numpy()
         f = self._files[layer]
-        f.seek((start - self.first_row) * int(np.prod(self.shapes[layer])) * 2)
+        offset = (start - self.first_row) * int(np.prod(self.shapes[layer])) * 2
+        f.seek(offset)
         f.write(memoryview(data).cast("B"))
+        f.flush()
+        start_writeback(f.fileno(), offset, data.nbytes)
 
     def rows(self) -> CacheRows:
         """The cache's reader (for rows written and flushed): small and picklable, for other processes too."""

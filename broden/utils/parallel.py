@@ -125,6 +125,12 @@ class Forked(Generic[R]):
         self._process.start()  # flushes this process's stdout and stderr first: the child does not repeat them
         send.close()
 
+    @property
+    def in_child(self) -> bool:
+        """Whether ``call`` runs in a child process, which takes a CPU of its own until :meth:`result` has its
+        outcome."""
+        return self._process is not None
+
     def result(self) -> R:
         if self._outcome is None:
             try:

@@ -86,3 +86,31 @@ def test_compiled_fill_refuses_a_layer_beyond_the_row_s(sample, monkeypatch) -> 
     monkeypatch.setattr(rb.rows, "read", damaged)
     with pytest.raises(BrodenError, match=r"layer 99, but the row has \d+ \w+ layers; run 'broden validate'"):
         rb._load(0)
+
+
+def test_the_cache_reads_back_what_was_written_and_starts_each_write_back(tmp_path, monkeypatch) -> None:
+    import benchmark.activations as activations
+
+    started = []
+    real = activations.start_writeback
+    monkeypatch.setattr(activations, "start_writeback", lambda fd, offset, n: started.append((offset, n)) or
+                        real(fd, offset, n))
+    shapes = {"a": (3, 2, 2), "b": (1, 4, 1)}
+    acts = {name: torch.randn(7, *shape).half() for name, shape in shapes.items()}
+    cache = activations.ActivationCache(tmp_path, shapes, 5, resume=False, first_row=2)  # rows 2..6 of the run
+    for start, end in ((4, 7), (2, 4)):  # out of order, as resumed ranks may write
+        for name in shapes:
+            cache.write(name, start, acts[name][start:end])
+    cache.flush()
+    cache.close()
+    row = {"a": 3 * 2 * 2 * 2, "b": 4 * 2}  # bytes per row
+    assert started == [(2 * row["a"], 3 * row["a"]), (2 * row["b"], 3 * row["b"]), (0, 2 * row["a"]),
+                       (0, 2 * row["b"])]
+    reader = cache.rows()
+    assert activations.ActivationCache.intact(tmp_path, shapes, 5)
+    for name in shapes:
+        assert torch.equal(reader.read(name, 2, 7), acts[name][2:7]) and torch.equal(reader.read(name, 5, 6),
+                                                                                     acts[name][5:6])
+    again = activations.ActivationCache(tmp_path, shapes, 5, resume=True, first_row=2)  # resuming keeps the rows
+    again.close()
+    assert torch.equal(reader(2, 7, [])["a"], acts["a"][2:7])

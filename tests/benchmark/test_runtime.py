@@ -76,6 +76,14 @@ def test_applied_sets_and_restores_torch_threads() -> None:
     assert torch.get_num_threads() == before
 
 
+@pytest.mark.parametrize(("threads", "spare", "inside"), [(3, 1, 2), (2, 1, 1), (1, 1, 1), (2, 5, 1)])
+def test_applied_leaves_spare_cpus_to_another_process(threads, spare, inside) -> None:
+    before = torch.get_num_threads()
+    with ThreadBudget(cpus=3, threads=threads, workers=0, tally_threads=1, tally_workers=0).applied(spare=spare):
+        assert torch.get_num_threads() == inside  # one thread at least
+    assert torch.get_num_threads() == before
+
+
 # Allocate and touch a 64 MiB block, free it, and report how much of it the process still holds (resident MiB).
 PROBE = """
 import json, sys

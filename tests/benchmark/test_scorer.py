@@ -120,6 +120,27 @@ def test_interrupted_run_resumes_to_identical_results(small, tmp_path, monkeypat
     assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the dataset check runs in a forked child on Linux only")
+@pytest.mark.parametrize("forked", [True, False])
+def test_set_up_leaves_a_cpu_to_the_dataset_check(small, tmp_path, monkeypatch, forked) -> None:
+    """While the check runs in its child, the set-up (the model's shape probe) uses one torch thread fewer: OpenMP
+    threads sharing a core with the child wait for each other at every barrier."""
+    import broden.validate
+    from benchmark.activations.producers import ModelProducer
+
+    seen = []
+    probe = ModelProducer._probe_shapes
+
+    def spy(self):
+        seen.append(torch.get_num_threads())
+        return probe(self)
+
+    monkeypatch.setattr(ModelProducer, "_probe_shapes", spy)
+    monkeypatch.setattr(broden.validate, "PREFLIGHT_FORK_MIN_ROWS", 1 if forked else 10**9)
+    results = score_model(loaded(tiny(), ["head"]), small, tmp_path / "out", settings(threads=2)).results
+    assert seen == [1 if forked else 2] and results["environment"]["torch_threads"] == 2
+
+
 def test_stale_checkpoint_is_not_reused(small, tmp_path, monkeypatch) -> None:
     out = tmp_path / "out"
     monkeypatch.setenv(INTERRUPT_ENV, "3")

@@ -54,7 +54,9 @@ def test_a_forked_call_runs_in_a_child_and_returns_its_value() -> None:
         return {"pid": os.getpid(), "seen": list(seen)}
 
     with parallel.Forked("the count", call) as job:
+        assert job.in_child
         value = job.result()
+    assert not job.in_child and not parallel.Forked("the nothing", lambda: None, fork=False).in_child
     assert value["pid"] != os.getpid() and value["seen"] == [value["pid"]]
     assert seen == []  # the caller's memory is untouched
     assert job.result() == value  # asked again: the same value, the child long gone
