@@ -73,29 +73,37 @@ def replicate_weights(fold_images: Sequence[int], replicates: int, seed: int) ->
 
 
 def percentile_interval(values: torch.Tensor, confidence: float = CONFIDENCE) -> tuple[torch.Tensor, torch.Tensor]:
-    """Low and high ends over dim 0 of ``values (R, ...)``: sorted values at ranks floor(a (R-1)), ceil(b (R-1))."""
+    """Low and high ends over dim 0 of ``values (R, ...)``: sorted values at ranks floor(a (R-1)), ceil(b (R-1))
+    (two selections, not a sort: 1000 x 1280 IoUs in 0.02-0.03 s instead of 0.045)."""
     r = values.shape[0]
     tail = (1 - confidence) / 2
-    ordered = values.sort(dim=0).values
-    return ordered[math.floor(tail * (r - 1))], ordered[math.ceil((1 - tail) * (r - 1))]
+    rows = values.reshape(r, -1).t().contiguous()  # each column's values contiguous: selection runs along them
+    low = rows.kthvalue(math.floor(tail * (r - 1)) + 1, dim=1).values
+    high = rows.kthvalue(math.ceil((1 - tail) * (r - 1)) + 1, dim=1).values
+    return low.reshape(values.shape[1:]), high.reshape(values.shape[1:])
 
 
-def _replicate_ious(tally: Tally, weights: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``(R, U, C)`` IoU in each replicate of each unit with its reported label per category (0 where it has none).
-
-    ``labels (U, C)``: the label chosen on all images per unit and category, -1 for none.
-    """
+def _labelled_counts(tally: Tally, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per fold, each unit's intersection, active and truth counts for its reported label per category: three
+    ``(G, U, C)`` float64 tensors (integer sums below 2**53 stay exact), picked once per layer for every chunk of
+    replicates. ``labels (U, C)``: the label chosen on all images per unit and category, -1 for none."""
     dev = tally.fold_intersection.device
     nu, nc = labels.shape
     lab = labels.to(dev).clamp(min=0)
     units = torch.arange(nu, device=dev)[:, None].expand(nu, nc)
-    w = weights.to(dev, torch.float64)  # integer sums below 2**53: exact
-    inter = torch.einsum("rg,guc->ruc", w, tally.fold_intersection[:, units, lab].double())
-    act = torch.einsum("rg,guc->ruc", w, tally.fold_activation_by_category.double())
-    truth = torch.einsum("rg,guc->ruc", w, tally.fold_truth[:, lab].double())
+    return (tally.fold_intersection[:, units, lab].double(), tally.fold_activation_by_category.double(),
+            tally.fold_truth[:, lab].double())
+
+
+def _replicate_ious(counts: tuple[torch.Tensor, torch.Tensor, torch.Tensor], weights: torch.Tensor,
+                    labels: torch.Tensor) -> torch.Tensor:
+    """``(R, U, C)`` IoU in each replicate of each unit with its reported label per category (0 where it has none),
+    from :func:`_labelled_counts` and the replicates' fold ``weights (R, G)``."""
+    w = weights.to(counts[0].device, torch.float64)
+    inter, act, truth = (torch.einsum("rg,guc->ruc", w, c) for c in counts)
     union = act + truth - inter
-    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
-    return torch.where(labels.to(dev)[None] >= 0, iou, torch.zeros_like(iou)).cpu()
+    iou = torch.where(union > 0, inter / union.clamp(min=1), 0.0)
+    return torch.where(labels.to(iou.device)[None] >= 0, iou, 0.0).cpu()
 
 
 def _replicate_counts(iou: torch.Tensor, labels: torch.Tensor, top: torch.Tensor, threshold: float,
@@ -142,9 +150,9 @@ def layer_intervals(tally: Tally, units: list[dict[str, Any]], iou_threshold: fl
     labels = torch.tensor([[u["categories"][c]["label_id"] if u["categories"][c]["label_id"] is not None else -1
                             for c in cats] for u in units], dtype=torch.int64).reshape(len(units), len(cats))
     top = torch.tensor([cats.index(u["category"]) if u["category"] else -1 for u in units], dtype=torch.int64)
-    chunks = []
+    picked, chunks = _labelled_counts(tally, labels), []
     for start in range(0, replicates, REPLICATE_CHUNK):  # bounded working memory: a chunk of replicates at a time
-        iou = _replicate_ious(tally, weights[start : start + REPLICATE_CHUNK], labels)
+        iou = _replicate_ious(picked, weights[start : start + REPLICATE_CHUNK], labels)
         top_iou = iou.gather(2, top.clamp(min=0)[None, :, None].expand(iou.shape[0], len(units), 1))[:, :, 0]
         chunks.append((_replicate_counts(iou, labels, top, iou_threshold, tally.num_labels), top_iou))
     counts = {rule: torch.cat([c[rule] for c, _ in chunks]) for rule in INTERVAL_RULES}

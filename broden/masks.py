@@ -93,10 +93,18 @@ def label_map_to_rgb(label_map: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _decode_numbers(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The signed integers of a COCO compressed RLE byte run (values 0..63 after -48) and each one's end index."""
+#: Characters of one RLE number beyond which a string is malformed: 12 carry 60 bits (a run of a 4096 x 4096 mask
+#: needs 5), and more would overflow the int64 arithmetic of its decoding, here and in pycocotools'.
+MAX_NUMBER_CHARS = 12
+
+
+def _decode_numbers(b: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The signed integers of a COCO compressed RLE byte run (values 0..63 after -48) and each one's end index; None
+    when a number is longer than :data:`MAX_NUMBER_CHARS`."""
     ends = np.flatnonzero((b & 0x20) == 0)
     starts = np.r_[0, ends[:-1] + 1]
+    if ends.size and (ends - starts).max() >= MAX_NUMBER_CHARS:
+        return None
     k = np.arange(b.size) - np.repeat(starts, ends - starts + 1)
     x = np.add.reduceat((b & 0x1F) << (5 * k), starts)
     return np.where((b[ends] & 0x10) != 0, x - (1 << (5 * (k[ends] + 1))), x), ends
@@ -110,32 +118,49 @@ def rle_total(counts: str) -> int | None:
     b = np.frombuffer(counts.encode("utf-8"), np.uint8).astype(np.int64) - 48
     if b.size == 0 or b.min() < 0 or b.max() > 63 or b[-1] & 0x20:
         return None
-    x, _ = _decode_numbers(b)
+    decoded = _decode_numbers(b)
+    if decoded is None:
+        return None
+    x = decoded[0]
     x[1::2] = np.cumsum(x[1::2])  # runs after the third are stored as differences to the run two before
     x[2::2] = np.cumsum(x[2::2])
     return None if x.min() < 0 else int(x.sum())
 
 
 def rle_totals(rles: list[str]) -> list[int | None]:
-    """:func:`rle_total` of each string, vectorised over all of them (one row's masks) for speed."""
+    """:func:`rle_total` of each string, vectorised over all of them (one row's masks) for speed.
+
+    The strings' numbers ``x`` are decoded together. In string ``s`` (numbers ``first[s] ..``), run ``j >= 3`` is
+    stored as the difference to run ``j - 2``, so each run is a running sum over the numbers of its parity in the
+    string from ``j = 1`` (odd) or ``j = 2`` (even) on: one running sum per parity of the global position over all
+    strings (their first numbers left out), less its value just before the string's chain starts. Each string's
+    total and smallest run are then one reduction over its runs (the dataset's check of 2,000 rows: 0.30 s against
+    0.66 for a running sum per parity and masked sums per string).
+    """
     joined = "".join(rles)
     lengths = np.fromiter((len(r) for r in rles), np.int64, len(rles))
     b = np.frombuffer(joined.encode("ascii", "replace"), np.uint8).astype(np.int64) - 48
     offsets = np.cumsum(lengths)
-    if (not rles or not joined.isascii() or lengths.min() == 0 or b.min() < 0 or b.max() > 63
-            or (b[offsets - 1] & 0x20).any()):
+    decoded = None
+    if (rles and joined.isascii() and lengths.min() > 0 and b.min() >= 0 and b.max() <= 63
+            and not (b[offsets - 1] & 0x20).any()):
+        decoded = _decode_numbers(b)
+    if decoded is None:
         return [rle_total(r) for r in rles]  # something is malformed: find out which, one by one
-    x, ends = _decode_numbers(b)
-    sid = np.searchsorted(offsets, ends, side="right")  # the string each number belongs to
-    m = np.bincount(sid, minlength=len(rles))
-    first = np.cumsum(m) - m
-    j = np.arange(x.size) - first[sid]  # position of the number within its string
-    # run j >= 3 is stored as the difference to run j - 2: each stored value counts in every later run of its parity
-    total = np.bincount(sid, weights=x * np.where(j == 0, 1, (m[sid] - 1 - j) // 2 + 1), minlength=len(rles))
-    negative = np.where(j == 0, x, 0) < 0  # a run (the first, or a running sum of differences) below zero
-    for parity in (1, 0):
-        chain = np.where((j % 2 == parity) & (j >= 1), x, 0).cumsum()
-        before = np.where(first > 0, chain[np.maximum(first - 1, 0)], 0)
-        negative |= (chain - before[sid] < 0) & (j % 2 == parity) & (j >= 1)
-    bad = np.bincount(sid, weights=negative, minlength=len(rles)) > 0
-    return [None if bad[i] else int(round(t)) for i, t in enumerate(total)]
+    x, ends = decoded
+    upto = np.searchsorted(ends, offsets - 1, side="right")  # numbers up to the end of each string
+    m = np.diff(upto, prepend=0)  # each string's numbers (at least one: it ends with one)
+    first = upto - m
+    chained = x.copy()
+    chained[first] = 0  # a string's first run is its own
+    sums = np.empty_like(chained)  # running sums over the positions of each parity
+    sums[0::2] = chained[0::2].cumsum()
+    sums[1::2] = chained[1::2].cumsum()
+    # just before a string's chains: its first position for the parity of j = 2, the one before it for j = 1
+    even_start = sums[first]
+    odd_start = np.where(first > 0, sums[np.maximum(first - 1, 0)], 0)
+    odd = ((np.arange(x.size) - np.repeat(first, m)) & 1).astype(bool)
+    runs = sums - np.where(odd, np.repeat(odd_start, m), np.repeat(even_start, m))
+    runs[first] = x[first]
+    bad = np.minimum.reduceat(runs, first) < 0  # a run below zero
+    return [None if b_ else int(t) for b_, t in zip(bad.tolist(), np.add.reduceat(runs, first).tolist())]

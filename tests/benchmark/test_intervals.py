@@ -185,7 +185,8 @@ def test_all_ones_weights_reproduce_the_summary() -> None:
     labels = torch.tensor([[u["categories"][c]["label_id"] or -1 for c in CATS] for u in units])
     top = torch.tensor([CATS.index(u["category"]) if u["category"] else -1 for u in units])
     ones = torch.ones(1, tally.folds, dtype=torch.int64)
-    counts = bootstrap._replicate_counts(bootstrap._replicate_ious(tally, ones, labels), labels, top, 0.1, NUM_LABELS)
+    iou = bootstrap._replicate_ious(bootstrap._labelled_counts(tally, labels), ones, labels)
+    counts = bootstrap._replicate_counts(iou, labels, top, 0.1, NUM_LABELS)
     for rule, values in counts.items():
         assert values[0].tolist() == [summary[rule][c] for c in [*CATS, "all"]], rule
 

@@ -294,11 +294,33 @@ def test_rle_totals_match_pycocotools_and_catch_malformed_strings() -> None:
         assert rle_totals(rles) == [h * w] * 4
     # "5" then "O" (= -1): a negative run; "P" continues a number that never ends; "é" is not RLE at all
     assert rle_totals(["05O", "0P", "é", "11"]) == [None, None, None, 2]
+    assert rle_totals(["P" * 12 + "0", "11"]) == [None, 2]  # a number of 13 characters: beyond int64's reach
     chars = [chr(48 + v) for v in range(64)]
     ends = [c for c in chars if not (ord(c) - 48) & 0x20]
-    for _ in range(300):  # the vectorised form agrees with the one-string form on arbitrary well-terminated text
-        rles = ["".join(rng.choice(chars, rng.integers(0, 7))) + rng.choice(ends) for _ in range(3)]
-        assert rle_totals(rles) == [rle_total(r) for r in rles]
+    for _ in range(2000):  # both forms agree with a decoder written from the format, on well-terminated text
+        rles = ["".join(rng.choice(chars, rng.integers(0, 9))) + rng.choice(ends) for _ in range(rng.integers(1, 6))]
+        expected = [_rle_total_by_the_format(r) for r in rles]
+        assert rle_totals(rles) == expected and [rle_total(r) for r in rles] == expected
+
+
+def _rle_total_by_the_format(counts: str) -> int | None:
+    """pycocotools' rleFrString, one character at a time: 5-bit groups, 0x20 continues, 0x10 on the last is the
+    sign; from the fourth run on, the difference to the run two before. The sum of the runs, None for a negative
+    run or a number longer than 12 characters."""
+    runs, p = [], 0
+    while p < len(counts):
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(counts[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x -= 1 << (5 * k)
+        if k > 12:
+            return None
+        runs.append(x + (runs[-2] if len(runs) > 2 else 0))
+    return None if min(runs) < 0 else sum(runs)
 
 
 @pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="fork is Linux's way only")
