@@ -617,9 +617,10 @@ class _Run:
 
 
 def _tally_input(batch: Batch, acts: torch.Tensor) -> TallyInput:
-    """A decoded pass-2 batch and one layer's activations, as the tally takes them."""
+    """A decoded pass-2 batch and one layer's activations (float16, as stored: the tally reads them as they are
+    where it can), as the tally takes them."""
     train = torch.tensor([s == "train" for s in batch.splits], dtype=torch.bool)
-    return TallyInput(acts.float(), batch.label_maps, batch.image_labels, bootstrap.fold_tensor(batch.ids), train,
+    return TallyInput(acts, batch.label_maps, batch.image_labels, bootstrap.fold_tensor(batch.ids), train,
                       batch.pixel_labels)
 
 

@@ -65,6 +65,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,6 +73,7 @@ import torch
 from benchmark import compiled as compiled_loops
 from benchmark.activations import PixelLabels
 from benchmark.protocol import COMPAT_MODES, DEFAULT_COMPAT
+from benchmark.quantile import NOT_FINITE
 from benchmark.upsample import ActiveColumns, ActiveKeys, active_columns, check_mode
 from broden.errors import BrodenError
 
@@ -196,6 +198,10 @@ class BatchCounter:
         (:meth:`benchmark.runtime.ThreadBudget.tallying`): chunks are coarse enough that a thread descheduled on
         a loaded machine delays only its own chunk, where intra-op threads wait for each other at every small
         operation.
+
+        Float16 activations on the CPU, with the compiled loops: counted in one compiled pass as they are
+        (:meth:`_count_fused`, ``threads`` ranges of images side by side), refused when not finite; otherwise
+        converted to float32 and counted chunk by chunk (:meth:`_count_chunks`). Both give the same counts.
         """
         acts, maps, fold, train = self._check(batch, thresholds)
         thr = thresholds.to(self.device, torch.float32)
@@ -229,6 +235,61 @@ class BatchCounter:
         cat_column[0] = 0
         tuples = ActiveKeys(pixels.of_pixel.view(nb, sh * sw), width, acts.shape[2:], (sh, sw),
                             compiled=self.compiled)
+        fused = compiled_loops.float16_maps(tuples.kernel is not None, acts)
+        if fused is not None:
+            cell, hits, image = self._count_fused(fused, thr, tuples, pixels.table, counts, threads)
+            if self.compat == "netdissect-lite":
+                overlap[image, cell // nl, cat_column[cell % nl]] = True
+            cells, hits, images = [cell], [hits], [image]
+        else:
+            cells, hits, images = self._count_chunks(acts.to(torch.float32), thr, tuples, pixels, counts, overlap,
+                                                     cat_column, threads)
+        if self.compat == "netdissect":
+            pixel_cats = torch.zeros_like(image_cats)
+            present_b, present_l = per_image[:, 1:].nonzero(as_tuple=True)
+            pixel_cats[present_b, self.label_cat[present_l + 1] + 1] = True
+            gate = (image_cats | pixel_cats)[:, None, 1:]  # (B, 1, C): any label of c in the image
+        else:
+            gate = (overlap | image_cats[:, None, :])[:, :, 1:]  # (B, U, C)
+
+        def joined(parts: list[torch.Tensor]) -> torch.Tensor:
+            return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64, device=self.device)
+
+        return BatchCounts(fold, train, per_image + image_truth.view(nb, nl), counts, joined(cells), joined(hits),
+                           joined(images), img_b, img_l, gate)
+
+    def _count_fused(self, fused: tuple[Any, np.ndarray], thr: torch.Tensor, tuples: ActiveKeys,
+                     table: torch.Tensor, counts: torch.Tensor, threads: int) -> tuple[torch.Tensor, ...]:
+        """The per-pair counting of float16 activations on the CPU in one compiled pass per image range
+        (:func:`benchmark.kernels.count_batch`; ``threads`` ranges side by side): it reads the activations as they
+        are, where :meth:`_count_chunks` converts them, finds the hot pairs and gathers their maps, and builds the
+        entries with tensor operations (the same counts, entries and order). Fills ``counts``; returns the entries
+        ``(cell, hits, image)``."""
+        loops, bits = fused
+        nb, nl = bits.shape[0], self.num_labels
+        args = (thr.contiguous().numpy(), tuples.keys, table.contiguous().numpy())
+        active = counts.numpy()
+
+        def run(b0: int, b1: int) -> tuple[np.ndarray, ...]:
+            out = loops.count_batch(bits[b0:b1], tuples.map_size[1], loops.HALF_VALUES, args[0], args[1][b0:b1],
+                                    args[2][b0:b1], nl,
+                                    *tuples.pieces, tuples.size[1], active[b0:b1])
+            if b1 > b0 and active[b0, 0] < 0:
+                raise BrodenError(NOT_FINITE)
+            return out[0], out[1], out[2] + b0
+
+        step = -(-nb // max(1, threads))
+        ranges = [(b, min(b + step, nb)) for b in range(0, nb, step)]
+        parts = list(_pool(threads).map(lambda r: run(*r), ranges)) if len(ranges) > 1 else [run(0, nb)]
+        return tuple(torch.from_numpy(np.concatenate([p[i] for p in parts])) for i in range(3))
+
+    def _count_chunks(self, acts: torch.Tensor, thr: torch.Tensor, tuples: ActiveKeys, pixels: PixelLabels,
+                      counts: torch.Tensor, overlap: torch.Tensor, cat_column: torch.Tensor,
+                      threads: int) -> tuple[list[torch.Tensor], ...]:
+        """The per-pair counting with :meth:`ActiveKeys.count <benchmark.upsample.ActiveKeys.count>`, chunk by chunk
+        of hot pairs (``threads`` chunks side by side); fills ``counts`` (and ``overlap`` in netdissect-lite compat)
+        and returns the entries' parts ``(cells, hits, images)``."""
+        nl = self.num_labels
 
         def count(chunk: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
             """One chunk of pairs: its active pixels per pair, and per (pair, tuple, layer) with a label and
@@ -256,18 +317,7 @@ class BatchCounter:
             images.append(image)
             if self.compat == "netdissect-lite":
                 overlap[lite] = True
-        if self.compat == "netdissect":
-            pixel_cats = torch.zeros_like(image_cats)
-            present_b, present_l = per_image[:, 1:].nonzero(as_tuple=True)
-            pixel_cats[present_b, self.label_cat[present_l + 1] + 1] = True
-            gate = (image_cats | pixel_cats)[:, None, 1:]  # (B, 1, C): any label of c in the image
-        else:
-            gate = (overlap | image_cats[:, None, :])[:, :, 1:]  # (B, U, C)
-        def joined(parts: list[torch.Tensor]) -> torch.Tensor:
-            return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64, device=self.device)
-
-        return BatchCounts(fold, train, per_image + image_truth.view(nb, nl), counts, joined(cells), joined(hits),
-                           joined(images), img_b, img_l, gate)
+        return cells, hits, images
 
     def _check(self, batch: TallyInput, thresholds: torch.Tensor) -> tuple[torch.Tensor, ...]:
         acts, maps = batch.acts, batch.label_maps
@@ -289,7 +339,7 @@ class BatchCounter:
             raise BrodenError("tally batch: folds and train must hold one value per image")
         if nb and not 0 <= int(fold.min()) <= int(fold.max()) < self.folds:
             raise BrodenError(f"tally batch: folds must lie in 0..{self.folds - 1}")
-        return acts.to(self.device, torch.float32), maps, fold.to(self.device), train.to(self.device)
+        return acts.to(self.device), maps, fold.to(self.device), train.to(self.device)
 
     def _image_label_entries(
         self, image_labels: Sequence[Sequence[int]]

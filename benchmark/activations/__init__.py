@@ -350,10 +350,12 @@ def batch_loader(batches: RowBatches, workers: int) -> Iterator[Batch]:
 
 def check_finite(layer: str, acts: torch.Tensor, ids: Sequence[str]) -> torch.Tensor:
     """``acts`` rounded to float16; NaN/Inf, or values beyond float16's range, are an error naming the image."""
-    # finite in float16 <=> |x| < 65520 (what rounds to at most 65504); NaN fails the comparison too. One
-    # reduction in the input's dtype: isfinite on float16 is an order of magnitude slower on a CPU.
-    bad = ~(acts.detach().abs().flatten(1).amax(dim=1) < 65520)
-    half = acts.to(torch.float16)
+    # Values of 65520 and more round to infinity in float16, and NaN stays NaN: a float16 value is not finite where
+    # its exponent bits are all set, one integer reduction over the rounded values (isfinite on float16 is an
+    # order of magnitude slower on a CPU; 32 x 1280 x 7 x 7 float32 values: 0.5 ms against 0.9 for a reduction
+    # of their magnitudes before rounding).
+    half = acts.detach().to(torch.float16)
+    bad = (half.view(torch.int16).flatten(1) & 0x7FFF).amax(dim=1) >= 0x7C00
     if bool(bad.any()):
         j = int(torch.nonzero(bad)[0])
         if bool(torch.isfinite(acts[j]).all()):

@@ -114,3 +114,19 @@ def test_the_cache_reads_back_what_was_written_and_starts_each_write_back(tmp_pa
     again = activations.ActivationCache(tmp_path, shapes, 5, resume=True, first_row=2)  # resuming keeps the rows
     again.close()
     assert torch.equal(reader(2, 7, [])["a"], acts["a"][2:7])
+
+
+@pytest.mark.parametrize(("value", "message"), [(65519.0, None), (-65519.0, None), (65520.0, "beyond float16's range"),
+                                                (-1e6, "beyond float16's range"), (float("inf"), "NaN or Inf"),
+                                                (float("-inf"), "NaN or Inf"), (float("nan"), "NaN or Inf")])
+def test_activations_are_rounded_to_float16_and_refused_where_not_finite_there(value, message) -> None:
+    from benchmark.activations import check_finite
+
+    acts = torch.rand(4, 3, 2, 2)
+    acts[2, 1, 1, 0] = value
+    acts[3, 0, 0, 1] = value  # the first image with one is named
+    if message is None:
+        assert torch.equal(check_finite("conv", acts, list("abcd")), acts.half())  # 65519 rounds to 65504
+        return
+    with pytest.raises(BrodenError, match=f"^layer 'conv': .*{message}.* on image c;"):
+        check_finite("conv", acts, list("abcd"))

@@ -205,8 +205,8 @@ def test_pass_two_counts_in_the_workers_like_here(small, tmp_path, monkeypatch, 
 
 
 def test_compiled_loop_by_run_size_gives_the_same_results(small, tmp_path, monkeypatch) -> None:
-    """A run keeps its thresholds' candidates and top images, counts, decodes and groups its masks and adds its
-    counts with the compiled loops from COMPILED_MIN_MAPS (image, unit) maps on, with tensor operations and
+    """A run keeps its thresholds' candidates and top images, counts its float16 batches in one pass, decodes and
+    groups its masks and adds its counts with the compiled loops from COMPILED_MIN_MAPS (image, unit) maps on, with tensor operations and
     pycocotools below: the same results either way, here or in the workers (which inherit the loaded loops)."""
     import benchmark.activations as activations
     import benchmark.compiled as compiled
@@ -229,13 +229,14 @@ def test_compiled_loop_by_run_size_gives_the_same_results(small, tmp_path, monke
     spied(compiled.kernels(), "add_batch_counts", lambda _: "add")  # the adding of counts
     spied(compiled.kernels(), "keep_above", lambda _: "above")  # pass 1: the thresholds' candidates
     spied(compiled.kernels(), "keep_top_images", lambda _: "tops")  # pass 1: the top images
+    spied(compiled.kernels(), "count_batch", lambda _: "batch")  # pass 2: a float16 batch counted in one pass
     runs = {}
     for limit, workers in ((10**12, 0), (0, 0), (0, 2)):
         monkeypatch.setattr(compiled, "COMPILED_MIN_MAPS", limit)
         runs[limit, workers] = score_model(loaded(tiny(), ["stem", "head"]), small, tmp_path / f"r{limit}-{workers}",
                                            settings(workers=workers)).results["layers"]
         engines = {p.name.split("-")[0] for p in tmp_path.glob("*-*") if p.is_file()}
-        compiled_engines = {"compiled", "fill", "group", "add", "above", "tops"}
+        compiled_engines = {"batch", "fill", "group", "add", "above", "tops"}
         assert engines == ({"tensor", "pycocotools"} if limit else compiled_engines), (limit, workers)
         for p in tmp_path.glob("*-*"):
             if p.is_file():

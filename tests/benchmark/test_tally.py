@@ -516,3 +516,51 @@ def test_batch_counts_travel_between_processes_by_value() -> None:
     for f in fields(counts):
         a, b = getattr(counts, f.name), getattr(back, f.name)
         assert isinstance(b, torch.Tensor) and b.dtype == a.dtype and torch.equal(a, b), f.name
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("compat", ["netdissect", "netdissect-lite"])
+@pytest.mark.parametrize(("images", "units", "size", "seg"), [(5, 6, 3, 7), (1, 4, 2, 9), (16, 40, 7, 28)])
+def test_float16_batches_are_counted_in_one_pass_as_the_chunks_count_them(images, units, size, seg, compat, threads,
+                                                                           monkeypatch) -> None:
+    """On the CPU, float16 activations are counted by one compiled pass over the batch as it is
+    (:func:`benchmark.kernels.count_batch`): every field of its counts equals, in order, what the chunks of hot pairs
+    give for the same values in float32 (maps whose peak equals the threshold, ReLU zeros and signed values
+    included; the largest batch grows the loop's entries past its first capacity), and the tally equals the naive
+    reference on the rounded values."""
+    import benchmark.compiled as compiled
+
+    loops = compiled.kernels()
+    assert loops is not None, "numba is a dependency: the compiled loops must load"
+    calls = []
+    monkeypatch.setattr(loops, "count_batch", lambda *a, fused=loops.count_batch: calls.append(a[0].shape) or fused(*a))
+    rng = np.random.default_rng(images + units + seg)
+    acts, maps, image_labels = random_batch(rng, images, units, size, seg)
+    acts[:, ::2] = np.maximum(acts[:, ::2], 0)  # ReLU maps for half the units
+    half = torch.from_numpy(acts).half()
+    rounded = half.float().numpy()
+    thresholds = unit_thresholds([(rounded, maps, image_labels)], 0.6)
+    thresholds[0] = rounded[0, 0].max()  # a map whose peak is the threshold: never active
+    thresholds[1] = 0.0  # ReLU zeros at the threshold
+    counter = Tally(units, NUM_LABELS, CATS, PRIMARY, compat=compat, chunk_elements=3 * 49).counter
+    thr, m = torch.from_numpy(thresholds), torch.from_numpy(maps)
+    fused = counter.count(TallyInput(half, m, image_labels), thr, threads)
+    assert len(calls) == min(threads, images) and all(shape[1:] == (units, size * size) for shape in calls)
+    chunked = counter.count(TallyInput(half.float(), m, image_labels), thr, threads)
+    assert len(calls) == min(threads, images)  # float32 activations: the chunks
+    assert fused.hits.numel() > 0 and fused.active.sum() > 0
+    for name in ("fold", "train", "truth", "active", "cell", "hits", "image", "entry_image", "entry_label", "gate"):
+        assert torch.equal(getattr(fused, name), getattr(chunked, name)), name
+    tally = run_tally([(half.numpy(), maps, image_labels)], thresholds, compat)
+    assert_same_counts(counts_of(tally), naive_tally([(rounded, maps, image_labels)], thresholds, NUM_LABELS, CATS,
+                                                     PRIMARY, compat))
+
+
+def test_a_float16_batch_that_is_not_finite_is_refused() -> None:
+    rng = np.random.default_rng(3)
+    acts, maps, image_labels = random_batch(rng, 3, 4)
+    half = torch.from_numpy(acts).half()
+    half[2, 1, 0, 0] = float("nan")
+    counter = Tally(4, NUM_LABELS, CATS, PRIMARY).counter
+    with pytest.raises(BrodenError, match="NaN or infinity"):
+        counter.count(TallyInput(half, torch.from_numpy(maps), image_labels), torch.zeros(4))
