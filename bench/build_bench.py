@@ -22,7 +22,7 @@ TARGET_IMAGES = 2000
 
 
 def main() -> int:
-    import source_fixtures as sf
+    from tests.helpers import source_fixtures as sf
 
     from broden.build.pipeline import BuildOptions, build
 
