@@ -261,10 +261,10 @@ class BatchCounter:
     def _count_fused(self, fused: tuple[Any, np.ndarray], thr: torch.Tensor, tuples: ActiveKeys,
                      table: torch.Tensor, counts: torch.Tensor, threads: int) -> tuple[torch.Tensor, ...]:
         """The per-pair counting of float16 activations on the CPU in one compiled pass per image range
-        (:func:`benchmark.kernels.count_batch`; ``threads`` ranges side by side): it reads the activations as they
-        are, where :meth:`_count_chunks` converts them, finds the hot pairs and gathers their maps, and builds the
-        entries with tensor operations (the same counts, entries and order). Fills ``counts``; returns the entries
-        ``(cell, hits, image)``."""
+        (:func:`benchmark.kernels.count_batch`; ``threads`` ranges side by side). It reads the activations as they
+        are, where :meth:`_count_chunks` converts them, finds the hot pairs, gathers their maps and builds the
+        entries with tensor operations; the counts, the entries and their order are the same. Fills ``counts``;
+        returns the entries ``(cell, hits, image)``."""
         loops, bits = fused
         nb, nl = bits.shape[0], self.num_labels
         args = (thr.contiguous().numpy(), tuples.keys, table.contiguous().numpy())

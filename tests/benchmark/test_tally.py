@@ -556,7 +556,7 @@ def test_float16_batches_are_counted_in_one_pass_as_the_chunks_count_them(images
                                                      PRIMARY, compat))
 
 
-def test_a_float16_batch_that_is_not_finite_is_refused() -> None:
+def test_a_float16_batch_that_is_not_finite_is_refused_and_an_empty_one_counts_nothing() -> None:
     rng = np.random.default_rng(3)
     acts, maps, image_labels = random_batch(rng, 3, 4)
     half = torch.from_numpy(acts).half()
@@ -564,3 +564,5 @@ def test_a_float16_batch_that_is_not_finite_is_refused() -> None:
     counter = Tally(4, NUM_LABELS, CATS, PRIMARY).counter
     with pytest.raises(BrodenError, match="NaN or infinity"):
         counter.count(TallyInput(half, torch.from_numpy(maps), image_labels), torch.zeros(4))
+    empty = counter.count(TallyInput(half[:0], torch.from_numpy(maps[:0]), []), torch.zeros(4))
+    assert empty.active.shape == (0, 4) and empty.cell.numel() == empty.truth.numel() == 0
