@@ -11,8 +11,9 @@ version spends most of its time on (MobileNetV2 ``features.18`` on 2,000 images,
 on other devices and for small runs; ``tests/benchmark/test_tally.py`` holds the two equal. :func:`count_batch` is
 the same counting for a whole batch of float16 activations read as they are (the scorer's pass 2): it finds the
 pairs whose peak is above the threshold and writes the tally's entries itself, where the chunked path converts the
-batch to float32, gathers the hot maps and builds the entries with tensor operations (the real batches of the
-2,000-image set: 12 ms a batch against 13.8, one thread; the same counts and entries in the same order).
+batch to float32, gathers the hot maps and builds the entries with tensor operations (pass 2 of the 2,000-image
+set in one process, one thread: 1.79-1.84 s against 1.87-1.99 s, alternating runs; the same counts and entries in
+the same order).
 
 :func:`fill_label_maps` decodes a batch's masks straight into its stacked label maps
 (:class:`benchmark.activations.RowBatches` where the run counts with the compiled loop): the same maps as
@@ -30,9 +31,10 @@ thresholds and top images against 2.0-2.1 s, the merges of the tops, still ``tor
 ``tests/benchmark/test_quantile.py`` and ``test_topk.py``).
 
 Importing this module (through :func:`benchmark.compiled.kernels`) compiles the loops for their one signature each
-(11.4 s for the six on a loaded 2-core machine, numba's import included), or loads them from numba's cache
-(``__pycache__`` beside this file, else numba's per-user cache): 0.74-0.85 s there, once per process. A process
-that forks DataLoader workers after importing it passes the compiled loops on to them.
+(11.4 s for six of them on a loaded 2-core machine, numba's import included), or loads them from numba's cache
+(``__pycache__`` beside this file, else numba's per-user cache): 0.45 s for the seven (``bench/tally_bench.py``;
+0.74-0.85 s for six on a machine running 2x slower), once per process. A process that forks DataLoader workers
+after importing it passes the compiled loops on to them.
 """
 
 from __future__ import annotations
