@@ -3,7 +3,8 @@ loads them, and the run size from which they pay for their loading.
 
 The loops are pass 1's keeping of each unit's threshold candidates and top images (:meth:`TopQuantile.add
 <benchmark.quantile.TopQuantile.add>`, :meth:`TopImages.add <benchmark.topk.TopImages.add>`), the tally's counting
-of active pixels (:class:`benchmark.upsample.ActiveKeys`) and adding of counts
+of active pixels (:class:`benchmark.upsample.ActiveKeys`; a float16 batch's whole per-pair counting in
+:meth:`benchmark.tally.BatchCounter.count`) and adding of counts
 (:meth:`benchmark.tally.Tally.add_counts`), the filling of a batch's label maps from the masks' RLE bytes and the
 grouping of their pixels by label tuple (:class:`benchmark.activations.RowBatches`,
 :meth:`benchmark.activations.PixelLabels.of`); each has a version without them (tensor operations, pycocotools)
@@ -48,9 +49,10 @@ def kernels() -> ModuleType | None:
 
 
 def float16_maps(enabled: bool, acts: torch.Tensor) -> tuple[ModuleType, np.ndarray] | None:
-    """The loops and the bits of ``acts`` as ``(B, U, h * w)`` uint16 (a view), where pass 1's loops read them:
-    ``enabled``, ``acts`` contiguous, non-empty ``(B, U, h, w)`` float16 maps on the CPU, and the loops loaded; else
-    None (the tensor operations)."""
+    """The loops and the bits of ``acts`` as ``(B, U, h * w)`` uint16 (a view), where the loops that read float16
+    maps as they are (pass 1's thresholds and top images, pass 2's counting) read them: ``enabled``, ``acts``
+    contiguous, non-empty ``(B, U, h, w)`` float16 maps on the CPU, and the loops loaded; else None (the tensor
+    operations)."""
     if not (enabled and acts.dim() == 4 and acts.dtype == torch.float16 and acts.device.type == "cpu"
             and acts.is_contiguous() and acts.numel() > 0):
         return None

@@ -266,17 +266,16 @@ class BatchCounter:
         entries with tensor operations; the counts, the entries and their order are the same. Fills ``counts``;
         returns the entries ``(cell, hits, image)``."""
         loops, bits = fused
-        nb, nl = bits.shape[0], self.num_labels
-        args = (thr.contiguous().numpy(), tuples.keys, table.contiguous().numpy())
-        active = counts.numpy()
+        nb = bits.shape[0]  # at least one image (float16_maps)
+        thresholds, tuple_labels, active = thr.contiguous().numpy(), table.contiguous().numpy(), counts.numpy()
 
         def run(b0: int, b1: int) -> tuple[np.ndarray, ...]:
-            out = loops.count_batch(bits[b0:b1], tuples.map_size[1], loops.HALF_VALUES, args[0], args[1][b0:b1],
-                                    args[2][b0:b1], nl,
-                                    *tuples.pieces, tuples.size[1], active[b0:b1])
-            if b1 > b0 and active[b0, 0] < 0:
+            cell, hits, image = loops.count_batch(
+                bits[b0:b1], tuples.map_size[1], loops.HALF_VALUES, thresholds, tuples.keys[b0:b1],
+                tuple_labels[b0:b1], self.num_labels, *tuples.pieces, tuples.size[1], active[b0:b1])
+            if active[b0, 0] < 0:
                 raise BrodenError(NOT_FINITE)
-            return out[0], out[1], out[2] + b0
+            return cell, hits, image + b0
 
         step = -(-nb // max(1, threads))
         ranges = [(b, min(b + step, nb)) for b in range(0, nb, step)]

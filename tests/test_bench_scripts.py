@@ -33,6 +33,7 @@ def test_every_import_of_a_benchmark_script_resolves(script, monkeypatch) -> Non
 
 def test_make_bench_runs_every_script() -> None:
     listed = ast.literal_eval(next(node.value for node in ast.walk(ast.parse((REPO / "bench" / "run.py").read_text()))
-                                   if isinstance(node, ast.Assign) and node.targets[0].id == "SCRIPTS"))
+                                   if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                                   and node.targets[0].id == "SCRIPTS"))
     # not in it: the shared helpers, `make bench-full` (full_scale.py) and the GPU check (gpu_timing.py)
     assert set(listed) == {p.name for p in SCRIPTS} - {"run.py", "_common.py", "full_scale.py", "gpu_timing.py"}

@@ -120,7 +120,8 @@ def test_interrupted_run_resumes_to_identical_results(small, tmp_path, monkeypat
     assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="the dataset check runs in a forked child on Linux only")
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"),
+                    reason="the dataset check runs in a forked child on Linux only")
 @pytest.mark.parametrize("forked", [True, False])
 def test_set_up_leaves_a_cpu_to_the_dataset_check(small, tmp_path, monkeypatch, forked) -> None:
     """While the check runs in its child, the set-up (the model's shape probe) uses one torch thread fewer: OpenMP
