@@ -71,7 +71,8 @@ def test_the_demo_entry_verifies_and_an_edited_copy_fails_with_a_diff(sample_dat
     assert list(load_verified(record)) == [digest]  # a failed verification records nothing
 
 
-def test_only_measured_entries_on_their_own_dataset_can_be_verified(tmp_path: Path) -> None:
+def test_only_measured_entries_on_their_own_dataset_can_be_verified(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the recorded path is relative: after `make demo` the repository root has it
     imported = next(SUBMISSIONS.glob("alexnet-places365__*.json"))
     code, _, err = cli("verify", str(imported), "--model", str(MODEL))
     assert code == 2 and "only measured entries can be verified" in err
